@@ -1,0 +1,53 @@
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config/index.js';
+import type { EventQueue } from '../queue/event-queue.js';
+import { createMemoryQueue } from '../queue/memory-queue.js';
+import { createRedisQueue } from '../queue/redis-queue.js';
+import { openDatabase, type Database } from '../store/database.js';
+import { createEventStore, type EventStore } from '../store/event-store.js';
+import { migrate } from '../store/migrate.js';
+
+export interface Backends {
+  db: Database;
+  store: EventStore;
+  queue: EventQueue;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database (migrating it first, under the advisory lock, so any
+ * number of processes may start together) and the queue that the
+ * configuration names.
+ */
+export async function openBackends(config: Config): Promise<Backends> {
+  const db = await openDatabase(config.database);
+  try {
+    await migrate(db);
+    const queue =
+      config.queue.kind === 'redis'
+        ? await createRedisQueue({
+            url: config.queue.url,
+            stream: config.queue.stream,
+            maxLength: config.queue.maxLength,
+          })
+        : createMemoryQueue({ maxLength: config.queue.maxLength });
+    return {
+      db,
+      store: createEventStore(db),
+      queue,
+      async close() {
+        await queue.close();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A consumer name unique to this process unless one is configured (a stable name resumes its own pending entries). */
+export function consumerNameFor(config: Config): string {
+  return config.worker.consumerName ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}

@@ -1,0 +1,60 @@
+/**
+ * The one error family clients can see. Every failure that reaches a front door
+ * (REST, GraphQL, WebSocket) is one of these or is reported as INTERNAL without
+ * its message. `src/http/error-response.ts` maps the codes to HTTP statuses.
+ */
+export type ErrorCode =
+  | 'BAD_REQUEST'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'RATE_LIMITED'
+  | 'QUEUE_FULL'
+  | 'SERVICE_UNAVAILABLE'
+  | 'INTERNAL';
+
+export interface FieldProblem {
+  /** Dotted path of the offending field in the request, e.g. `payload.file_count`. */
+  field: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  /** Seconds after which a retry may succeed (QUEUE_FULL, RATE_LIMITED, SERVICE_UNAVAILABLE). */
+  readonly retryAfterSeconds: number | undefined;
+  readonly problems: readonly FieldProblem[];
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { retryAfterSeconds?: number; problems?: readonly FieldProblem[]; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.problems = options.problems ?? [];
+  }
+}
+
+export const badRequest = (message: string, problems: readonly FieldProblem[] = []): AppError =>
+  new AppError('BAD_REQUEST', message, { problems });
+
+export const unauthenticated = (message: string): AppError => new AppError('UNAUTHENTICATED', message);
+
+export const queueFull = (retryAfterSeconds: number): AppError =>
+  new AppError('QUEUE_FULL', 'The ingest queue is full; retry later.', { retryAfterSeconds });
+
+export const serviceUnavailable = (message: string, retryAfterSeconds: number, cause?: unknown): AppError =>
+  new AppError('SERVICE_UNAVAILABLE', message, { retryAfterSeconds, cause });
+
+/** Thrown from an exhaustive switch's default branch: the compiler proves it unreachable. */
+export class UnreachableCaseError extends Error {
+  constructor(value: never) {
+    super(`Unreachable case: ${JSON.stringify(value)}`);
+  }
+}

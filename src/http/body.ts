@@ -1,0 +1,36 @@
+import type { IncomingMessage } from 'node:http';
+import { AppError, badRequest } from '../errors.js';
+
+/**
+ * Reads a JSON request body of at most `limitBytes`. A declared length over
+ * the limit is refused before a byte is read.
+ * @throws AppError UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE or BAD_REQUEST (malformed JSON, named as such).
+ */
+export async function readJsonBody(request: IncomingMessage, limitBytes: number): Promise<unknown> {
+  const contentType = request.headers['content-type'];
+  if (contentType !== undefined && !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
+    throw new AppError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `Content-Type must be application/json, not '${contentType}'.`,
+    );
+  }
+  const tooLarge = () =>
+    new AppError('PAYLOAD_TOO_LARGE', `Request body exceeds the limit of ${limitBytes} bytes.`);
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge();
+
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    if (received > limitBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  if (received === 0) throw badRequest('Request body is empty; send a JSON object.');
+  const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw badRequest(`Malformed JSON: ${error instanceof Error ? error.message : 'cannot parse'}`);
+  }
+}

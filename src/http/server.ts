@@ -1,0 +1,144 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AppError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { presentedKey, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';
+import { readJsonBody } from './body.js';
+import { toErrorResponse } from './error-response.js';
+
+export interface RouteContext {
+  request: IncomingMessage;
+  url: URL;
+  /** Set when the route requires a scope; routes without one see `undefined`. */
+  principal: Principal | undefined;
+  readJson(): Promise<unknown>;
+}
+
+export interface RouteResult {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface Route {
+  method: 'GET' | 'POST';
+  path: string;
+  /** The scope a caller's key needs; `null` for open routes such as `/health`. */
+  scope: Scope | null;
+  handle(context: RouteContext): Promise<RouteResult> | RouteResult;
+}
+
+export interface HttpAppOptions {
+  routes: readonly Route[];
+  authenticator: Authenticator;
+  logger: Logger;
+  maxBodyBytes: number;
+}
+
+/**
+ * The HTTP front door: plain `node:http` with an exact-path routing table.
+ * One core of Node is the first throughput limit, so a request does no more
+ * than routing, one key check, reading its body and the route's own work.
+ */
+export function createHttpApp(options: HttpAppOptions) {
+  const table = new Map<string, Map<string, Route>>();
+  for (const route of options.routes) {
+    const byMethod = table.get(route.path) ?? new Map<string, Route>();
+    byMethod.set(route.method, route);
+    table.set(route.path, byMethod);
+  }
+
+  async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const byMethod = table.get(url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname);
+    if (!byMethod) throw new AppError('NOT_FOUND', `No route for ${url.pathname}.`);
+    const route = byMethod.get(request.method ?? 'GET');
+    if (!route) {
+      response.setHeader('allow', [...byMethod.keys()].join(', '));
+      throw new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${url.pathname}.`);
+    }
+    let principal: Principal | undefined;
+    if (route.scope !== null) {
+      principal = options.authenticator.authenticate(presentedKey(request.headers));
+      if (!principal.scopes.includes(route.scope)) {
+        throw new AppError('FORBIDDEN', `This API key lacks the '${route.scope}' scope.`);
+      }
+    }
+    const result = await route.handle({
+      request,
+      url,
+      principal,
+      readJson: () => readJsonBody(request, options.maxBodyBytes),
+    });
+    send(response, result.status, result.body, result.headers);
+  }
+
+  const handler = (request: IncomingMessage, response: ServerResponse): void => {
+    dispatch(request, response).catch((error: unknown) => {
+      const { status, body, headers } = toErrorResponse(error);
+      if (status >= 500 && !(error instanceof AppError)) {
+        options.logger.error({ err: error, method: request.method, path: request.url }, 'request failed');
+      }
+      // A body we refused unread would otherwise be parsed as the next request.
+      if (status === 413 || status === 415) headers['connection'] = 'close';
+      send(response, status, body, headers);
+    });
+  };
+
+  const servers: http.Server[] = [];
+
+  return {
+    handler,
+    /** Listens on every port (the spec's producer and query ports share one route table). */
+    async listen(ports: readonly number[], host: string): Promise<number[]> {
+      const bound: number[] = [];
+      for (const port of ports) {
+        const server = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+        servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, host, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        bound.push((server.address() as AddressInfo).port);
+      }
+      return bound;
+    },
+    /** Stops accepting, lets requests in flight finish until `timeoutMs`, then cuts what is left. */
+    async close(timeoutMs: number): Promise<void> {
+      await Promise.all(
+        servers.map(
+          (server) =>
+            new Promise<void>((resolve) => {
+              const force = setTimeout(() => server.closeAllConnections(), timeoutMs);
+              server.close(() => {
+                clearTimeout(force);
+                resolve();
+              });
+              server.closeIdleConnections();
+            }),
+        ),
+      );
+    },
+  };
+}
+
+export type HttpApp = ReturnType<typeof createHttpApp>;
+
+function send(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (response.headersSent) return;
+  const payload = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+    ...headers,
+  });
+  response.end(payload);
+}

@@ -1,0 +1,90 @@
+import { v7 as uuidv7 } from 'uuid';
+import { badRequest, type FieldProblem } from '../errors.js';
+import type { EventQueue } from '../queue/event-queue.js';
+import type { Principal } from '../security/authenticate.js';
+import { logRequestSchema, storabilityProblems, toFieldProblems, type QueuedEvent } from './event.js';
+
+export interface AcceptedEvent {
+  id: string;
+}
+
+export interface IngestServiceDeps {
+  queue: EventQueue;
+  /** The spec's LOGGING_ENABLED: when false, events are validated and acknowledged but not kept. */
+  loggingEnabled: boolean;
+  now?: () => Date;
+}
+
+/**
+ * The one ingest path behind every front door (REST `POST /log`, GraphQL
+ * `logEvent`). It validates, assigns the id, and answers once the queue holds
+ * the event; persistence happens later in the worker.
+ */
+export function createIngestService({ queue, loggingEnabled, now = () => new Date() }: IngestServiceDeps) {
+  type Prepared = { ok: true; event: QueuedEvent } | { ok: false; problems: FieldProblem[] };
+
+  function prepare(body: unknown, principal: Principal, receivedAt: string): Prepared {
+    const parsed = logRequestSchema.safeParse(body);
+    if (!parsed.success) return { ok: false, problems: toFieldProblems(parsed.error) };
+    const request = parsed.data;
+    const problems = [
+      ...storabilityProblems(request.session_id, 'session_id'),
+      ...storabilityProblems(request.payload, 'payload'),
+    ];
+    if (problems.length > 0) return { ok: false, problems };
+    const event: QueuedEvent = {
+      v: 1,
+      id: request.event_id ?? uuidv7(),
+      eventType: request.event_type,
+      sessionId: String(request.session_id),
+      payload: request.payload,
+      clientTime: request.timestamp === undefined ? null : new Date(request.timestamp).toISOString(),
+      receivedAt,
+      apiKeyId: principal.keyId,
+    };
+    return { ok: true, event };
+  }
+
+  return {
+    /**
+     * Validates one event body and enqueues it.
+     * @throws AppError BAD_REQUEST naming every bad field; QUEUE_FULL or
+     * SERVICE_UNAVAILABLE (with a retry delay) when the queue cannot take it.
+     */
+    async accept(body: unknown, principal: Principal): Promise<AcceptedEvent> {
+      const prepared = prepare(body, principal, now().toISOString());
+      if (!prepared.ok) throw invalidEvent(prepared.problems);
+      const { event } = prepared;
+      if (loggingEnabled) await queue.enqueue([JSON.stringify(event)]);
+      return { id: event.id };
+    },
+
+    /**
+     * Validates a batch; enqueues all of it or none of it, so a caller never has
+     * to guess which half of a batch landed.
+     */
+    async acceptMany(bodies: readonly unknown[], principal: Principal): Promise<AcceptedEvent[]> {
+      const receivedAt = now().toISOString();
+      const problems: FieldProblem[] = [];
+      const events: QueuedEvent[] = [];
+      bodies.forEach((body, index) => {
+        const prepared = prepare(body, principal, receivedAt);
+        if (prepared.ok) events.push(prepared.event);
+        else
+          for (const problem of prepared.problems)
+            problems.push({ ...problem, field: `[${index}].${problem.field}` });
+      });
+      if (problems.length > 0) throw badRequest('Invalid events', problems);
+      if (loggingEnabled && events.length > 0)
+        await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      return events.map((event) => ({ id: event.id }));
+    },
+  };
+}
+
+export type IngestService = ReturnType<typeof createIngestService>;
+
+function invalidEvent(problems: FieldProblem[]) {
+  const summary = problems.map((problem) => `${problem.field} ${problem.message}`).join('; ');
+  return badRequest(`Invalid event: ${summary}`, problems);
+}

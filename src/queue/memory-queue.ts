@@ -1,0 +1,138 @@
+import { queueFull } from '../errors.js';
+import {
+  QUEUE_FULL_RETRY_AFTER_SECONDS,
+  type DeadLetter,
+  type EventQueue,
+  type QueueEntry,
+  type QueueStats,
+} from './event-queue.js';
+
+interface Pending {
+  entry: QueueEntry;
+  consumer: string;
+  deliveredAt: number;
+}
+
+/**
+ * The embedded mode's queue: same contract as Redis Streams, held in this
+ * process. Entries are lost if the process dies before the worker commits them;
+ * the README says so.
+ */
+export function createMemoryQueue(options: { maxLength: number; now?: () => number }): EventQueue {
+  const now = options.now ?? Date.now;
+  // Undelivered entries: an array consumed from `head`, compacted now and then,
+  // so reading a batch is O(batch) rather than O(queue).
+  let waiting: QueueEntry[] = [];
+  let head = 0;
+  const pending = new Map<string, Pending>();
+  const deadLetters: DeadLetter[] = [];
+  let wakeReaders: Array<() => void> = [];
+  let lastMs = 0;
+  let sequence = 0;
+  let closed = false;
+
+  const nextId = (): string => {
+    const ms = now();
+    if (ms > lastMs) {
+      lastMs = ms;
+      sequence = 0;
+    } else {
+      sequence += 1;
+    }
+    return `${lastMs}-${sequence}`;
+  };
+
+  const depth = () => waiting.length - head + pending.size;
+
+  const deliver = (consumer: string, max: number): QueueEntry[] => {
+    const batch = waiting.slice(head, head + max);
+    head += batch.length;
+    if (head > 1024 && head * 2 > waiting.length) {
+      waiting = waiting.slice(head);
+      head = 0;
+    }
+    const deliveredAt = now();
+    for (const entry of batch) pending.set(entry.id, { entry, consumer, deliveredAt });
+    return batch;
+  };
+
+  return {
+    async enqueue(bodies) {
+      if (depth() + bodies.length > options.maxLength) throw queueFull(QUEUE_FULL_RETRY_AFTER_SECONDS);
+      for (const body of bodies) waiting.push({ id: nextId(), body });
+      const readers = wakeReaders;
+      wakeReaders = [];
+      for (const wake of readers) wake();
+    },
+
+    async read(consumer, max, blockMs) {
+      if (waiting.length - head === 0 && !closed && blockMs > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            wakeReaders = wakeReaders.filter((wake) => wake !== done);
+            resolve();
+          }, blockMs);
+          const done = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          wakeReaders.push(done);
+        });
+      }
+      return deliver(consumer, max);
+    },
+
+    async readPending(consumer, max) {
+      const mine: QueueEntry[] = [];
+      for (const held of pending.values()) {
+        if (mine.length >= max) break;
+        if (held.consumer === consumer) mine.push(held.entry);
+      }
+      return mine;
+    },
+
+    async claimStale(consumer, minIdleMs, max) {
+      const claimed: QueueEntry[] = [];
+      const at = now();
+      for (const held of pending.values()) {
+        if (claimed.length >= max) break;
+        if (at - held.deliveredAt >= minIdleMs) {
+          held.consumer = consumer;
+          held.deliveredAt = at;
+          claimed.push(held.entry);
+        }
+      }
+      return claimed;
+    },
+
+    async ack(ids) {
+      for (const id of ids) pending.delete(id);
+    },
+
+    async deadLetter(entry, reason) {
+      deadLetters.push({
+        id: nextId(),
+        originalId: entry.id,
+        body: entry.body,
+        reason,
+        failedAt: new Date(now()).toISOString(),
+      });
+      pending.delete(entry.id);
+    },
+
+    async listDeadLetters(limit) {
+      return deadLetters.slice(-limit).reverse();
+    },
+
+    async stats(): Promise<QueueStats> {
+      return { depth: depth(), deadLetters: deadLetters.length };
+    },
+
+    async close() {
+      closed = true;
+      const readers = wakeReaders;
+      wakeReaders = [];
+      for (const wake of readers) wake();
+    },
+  };
+}

@@ -1,0 +1,226 @@
+import { Redis } from 'ioredis';
+import { queueFull, serviceUnavailable } from '../errors.js';
+import {
+  QUEUE_FULL_RETRY_AFTER_SECONDS,
+  type DeadLetter,
+  type EventQueue,
+  type QueueEntry,
+  type QueueStats,
+} from './event-queue.js';
+
+export interface RedisQueueOptions {
+  url: string;
+  stream: string;
+  maxLength: number;
+  group?: string;
+}
+
+// Checking the length and appending in one script makes the high-water mark
+// exact across any number of API replicas, at one round trip per request.
+// Acknowledged entries are deleted (see ack), so XLEN is the queue's depth.
+const ENQUEUE_BOUNDED = `
+local length = redis.call('XLEN', KEYS[1])
+if length + #ARGV - 1 > tonumber(ARGV[1]) then return -1 end
+for i = 2, #ARGV do redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]) end
+return length + #ARGV - 1
+`;
+
+type StreamReply = Array<[stream: string, entries: Array<[id: string, fields: string[]] | null>]> | null;
+
+interface BoundedRedis extends Redis {
+  enqueueBounded(stream: string, maxLength: number, ...bodies: string[]): Promise<number>;
+}
+
+/**
+ * Redis Streams with one consumer group. Producers and the worker's commands
+ * share one auto-pipelined connection; blocking reads get their own, so a
+ * worker waiting for entries never stalls a producer behind it.
+ */
+export async function createRedisQueue(options: RedisQueueOptions): Promise<EventQueue> {
+  const group = options.group ?? 'auditgraph-workers';
+  const deadStream = `${options.stream}:dead`;
+  const connection = {
+    // Fail fast while Redis is away: the caller answers 503 and retries,
+    // rather than piling requests up in an invisible offline buffer.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    lazyConnect: true,
+    retryStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, 2000),
+  };
+  const commands = new Redis(options.url, { ...connection, enableAutoPipelining: true }) as BoundedRedis;
+  commands.defineCommand('enqueueBounded', { numberOfKeys: 1, lua: ENQUEUE_BOUNDED });
+  let blocking: Redis | undefined;
+  // A connection error would otherwise be an unhandled 'error' event; the
+  // failures that matter surface on the commands themselves.
+  commands.on('error', () => undefined);
+
+  await commands.connect();
+  await ensureGroup(commands, options.stream, group);
+
+  const blockingConnection = async (): Promise<Redis> => {
+    if (!blocking) {
+      blocking = new Redis(options.url, {
+        ...connection,
+        maxRetriesPerRequest: null,
+        enableOfflineQueue: true,
+      });
+      blocking.on('error', () => undefined);
+      await blocking.connect();
+    }
+    return blocking;
+  };
+
+  const readGroup = async (client: Redis, consumer: string, max: number, from: string, blockMs?: number) => {
+    const args: Array<string | number> = ['GROUP', group, consumer, 'COUNT', max];
+    // BLOCK 0 would wait forever; a zero wait means "only what is there now".
+    if (blockMs !== undefined && blockMs > 0) args.push('BLOCK', blockMs);
+    args.push('STREAMS', options.stream, from);
+    let reply: StreamReply;
+    try {
+      reply = (await client.call('XREADGROUP', ...args)) as StreamReply;
+    } catch (error) {
+      // The group vanishes when Redis restarted without persistence or the
+      // stream was deleted; recreate it and let the caller read again.
+      if (error instanceof Error && error.message.includes('NOGROUP')) {
+        await ensureGroup(commands, options.stream, group);
+        return [];
+      }
+      throw error;
+    }
+    return toEntries(reply?.[0]?.[1] ?? []);
+  };
+
+  return {
+    async enqueue(bodies) {
+      if (bodies.length === 0) return;
+      let result: number;
+      try {
+        result = await commands.enqueueBounded(options.stream, options.maxLength, ...bodies);
+      } catch (error) {
+        throw serviceUnavailable('The ingest queue is unavailable; retry later.', 1, error);
+      }
+      if (result < 0) throw queueFull(QUEUE_FULL_RETRY_AFTER_SECONDS);
+    },
+
+    async read(consumer, max, blockMs) {
+      return readGroup(await blockingConnection(), consumer, max, '>', blockMs);
+    },
+
+    async readPending(consumer, max) {
+      return readGroup(commands, consumer, max, '0');
+    },
+
+    async claimStale(consumer, minIdleMs, max) {
+      const claimed: QueueEntry[] = [];
+      let cursor = '0-0';
+      do {
+        const reply = (await commands.call(
+          'XAUTOCLAIM',
+          options.stream,
+          group,
+          consumer,
+          minIdleMs,
+          cursor,
+          'COUNT',
+          max - claimed.length,
+        )) as [string, Array<[string, string[]] | null>, string[]?];
+        cursor = reply[0];
+        claimed.push(...toEntries(reply[1]));
+      } while (cursor !== '0-0' && claimed.length < max);
+      return claimed;
+    },
+
+    async ack(ids) {
+      if (ids.length === 0) return;
+      await commands
+        .multi()
+        .xack(options.stream, group, ...ids)
+        .xdel(options.stream, ...ids)
+        .exec()
+        .then(throwOnTransactionError);
+    },
+
+    async deadLetter(entry, reason) {
+      await commands
+        .multi()
+        .xadd(
+          deadStream,
+          '*',
+          'e',
+          entry.body,
+          'reason',
+          reason,
+          'original_id',
+          entry.id,
+          'failed_at',
+          new Date().toISOString(),
+        )
+        .xack(options.stream, group, entry.id)
+        .xdel(options.stream, entry.id)
+        .exec()
+        .then(throwOnTransactionError);
+    },
+
+    async listDeadLetters(limit) {
+      const reply = (await commands.xrevrange(deadStream, '+', '-', 'COUNT', limit)) as Array<
+        [string, string[]]
+      >;
+      return reply.map(([id, fields]): DeadLetter => {
+        const field = fieldReader(fields);
+        return {
+          id,
+          originalId: field('original_id'),
+          body: field('e'),
+          reason: field('reason'),
+          failedAt: field('failed_at'),
+        };
+      });
+    },
+
+    async stats(): Promise<QueueStats> {
+      const [depth, deadLetters] = await Promise.all([
+        commands.xlen(options.stream),
+        commands.xlen(deadStream),
+      ]);
+      return { depth, deadLetters };
+    },
+
+    async close() {
+      // disconnect() rather than quit(): a blocked XREADGROUP would hold quit() for its whole timeout.
+      blocking?.disconnect();
+      await commands.quit().catch(() => commands.disconnect());
+    },
+  };
+}
+
+async function ensureGroup(client: Redis, stream: string, group: string): Promise<void> {
+  try {
+    // From id 0, so events enqueued before any worker existed are still consumed.
+    await client.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+  } catch (error) {
+    if (!(error instanceof Error && error.message.includes('BUSYGROUP'))) throw error;
+  }
+}
+
+function toEntries(raw: Array<[string, string[]] | null>): QueueEntry[] {
+  const entries: QueueEntry[] = [];
+  for (const item of raw) {
+    // Entries deleted while pending come back as null; there is nothing left to deliver.
+    if (!item) continue;
+    const [id, fields] = item;
+    entries.push({ id, body: fieldReader(fields)('e') });
+  }
+  return entries;
+}
+
+function fieldReader(fields: string[]): (name: string) => string {
+  return (name) => {
+    for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1] ?? '';
+    return '';
+  };
+}
+
+function throwOnTransactionError(results: Array<[Error | null, unknown]> | null): void {
+  if (!results) throw new Error('Redis transaction was discarded');
+  for (const [error] of results) if (error) throw error;
+}

@@ -1,0 +1,131 @@
+import { mkdir } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import type { DatabaseConfig } from '../config/index.js';
+import { PrismaClient } from './generated/prisma/client.js';
+
+/** A connection, or a transaction on one, that runs SQL with positional parameters. */
+export interface SqlSession {
+  query<Row extends object>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  /** Runs a parameterless script that may hold several statements. */
+  exec(script: string): Promise<void>;
+}
+
+/**
+ * Everything in `src/store` reaches the database through this: Prisma for
+ * typed queries, and plain SQL for what Prisma does slowly or not at all
+ * (batch inserts, migrations, advisory locks). Both share one pool, or the one
+ * PGlite instance, so there is one place that opens and closes connections.
+ */
+export interface Database {
+  readonly kind: DatabaseConfig['kind'];
+  readonly prisma: PrismaClient;
+  query: SqlSession['query'];
+  /** Runs `work` on one connection that stays checked out until it returns. */
+  withSession<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
+  /** Runs `work` in a transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(config: DatabaseConfig): Promise<Database> {
+  return config.kind === 'postgres' ? openPostgres(config.url, config.poolSize) : openPGlite(config.dataDir);
+}
+
+function openPostgres(url: string, poolSize: number): Database {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
+  // An idle client losing its connection (PostgreSQL restarting) emits 'error' on
+  // the pool; unhandled, that would end the process. The next query reports it.
+  pool.on('error', () => undefined);
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+
+  const sessionOf = (client: pg.PoolClient): SqlSession => ({
+    query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
+      (await client.query<Row>(text, params as unknown[] | undefined)).rows,
+    exec: async (script) => {
+      await client.query(script);
+    },
+  });
+
+  const withSession = async <T>(work: (session: SqlSession) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      return await work(sessionOf(client));
+    } catch (error) {
+      // A connection that failed mid-work may be unusable: do not return it to the pool.
+      broken = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      client.release(broken !== undefined && isConnectionLevel(broken) ? broken : undefined);
+    }
+  };
+
+  return {
+    kind: 'postgres',
+    prisma,
+    query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
+      (await pool.query<Row>(text, params as unknown[] | undefined)).rows,
+    withSession,
+    transaction: (work) =>
+      withSession(async (session) => {
+        await session.exec('BEGIN');
+        try {
+          const result = await work(session);
+          await session.exec('COMMIT');
+          return result;
+        } catch (error) {
+          await session.exec('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      }),
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openPGlite(dataDir: string): Promise<Database> {
+  await mkdir(dataDir, { recursive: true });
+  const pglite = await PGlite.create(dataDir);
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+
+  const session: SqlSession = {
+    query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
+      (await pglite.query<Row>(text, params as unknown[] | undefined)).rows,
+    exec: async (script) => {
+      await pglite.exec(script);
+    },
+  };
+
+  return {
+    kind: 'pglite',
+    prisma,
+    query: session.query,
+    // PGlite is one connection: a session is the instance itself.
+    withSession: (work) => work(session),
+    transaction: (work) =>
+      pglite.transaction((tx) =>
+        work({
+          query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
+            (await tx.query<Row>(text, params as unknown[] | undefined)).rows,
+          exec: async (script) => {
+            await tx.exec(script);
+          },
+        }),
+      ),
+    async close() {
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}
+
+/** Errors after which a connection must not be reused. */
+function isConnectionLevel(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code !== 'string' || code.startsWith('08') || code.startsWith('57P') || code.startsWith('E');
+}

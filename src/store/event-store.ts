@@ -1,0 +1,143 @@
+import type { Database } from './database.js';
+import type { Prisma } from './generated/prisma/client.js';
+
+/** An event as the worker hands it to the store. */
+export interface NewEvent {
+  id: string;
+  eventType: string;
+  sessionId: string;
+  payload: Record<string, unknown>;
+  clientTime: string | null;
+  receivedAt: string;
+  apiKeyId: string | null;
+}
+
+export interface StoredEvent {
+  id: string;
+  /** Decimal string: a bigint that JSON and GraphQL carry safely. */
+  seq: string;
+  eventType: string;
+  sessionId: string;
+  payload: Record<string, unknown>;
+  clientTime: Date | null;
+  receivedAt: Date;
+  persistedAt: Date;
+  apiKeyId: string | null;
+}
+
+export interface EventQuery {
+  eventType?: string | undefined;
+  sessionId?: string | undefined;
+  limit: number;
+  /** Rows to skip, for the spec's `page`. Prefer `beforeSeq`, which costs the same at any depth. */
+  offset?: number;
+  /** Only events older than this position (a keyset cursor). */
+  beforeSeq?: bigint | undefined;
+}
+
+/**
+ * Serializes batch inserts across every worker, so `seq` values become visible
+ * in the order they were assigned. Without it two concurrent batches can commit
+ * out of order, and a reader paging by `seq` would skip the later-committed
+ * lower positions for good.
+ */
+const SEQ_ORDER_LOCK_KEY = 0x61756469; // "audi"
+
+const INSERT_BATCH = `
+INSERT INTO audit_events (id, event_type, session_id, payload, client_time, received_at, api_key_id)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::text[])
+ON CONFLICT (id) DO NOTHING`;
+
+const eventColumns = {
+  id: true,
+  seq: true,
+  eventType: true,
+  sessionId: true,
+  payload: true,
+  clientTime: true,
+  receivedAt: true,
+  persistedAt: true,
+  apiKeyId: true,
+} satisfies Prisma.AuditEventSelect;
+
+type EventRow = Prisma.AuditEventGetPayload<{ select: typeof eventColumns }>;
+
+export function createEventStore(db: Database) {
+  return {
+    /**
+     * Persists a batch in one statement. Idempotent on the event id: events
+     * already stored are skipped, so a redelivered batch never duplicates.
+     * @returns how many rows were new.
+     */
+    async insertBatch(events: readonly NewEvent[]): Promise<{ inserted: number }> {
+      if (events.length === 0) return { inserted: 0 };
+      const params = [
+        events.map((event) => event.id),
+        events.map((event) => event.eventType),
+        events.map((event) => event.sessionId),
+        events.map((event) => JSON.stringify(event.payload)),
+        events.map((event) => event.clientTime),
+        events.map((event) => event.receivedAt),
+        events.map((event) => event.apiKeyId),
+      ];
+      const inserted = await db.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [SEQ_ORDER_LOCK_KEY]);
+        const rows = await tx.query<{ inserted: number }>(
+          `WITH inserted AS (${INSERT_BATCH} RETURNING 1) SELECT count(*)::int AS inserted FROM inserted`,
+          params,
+        );
+        return rows[0]?.inserted ?? 0;
+      });
+      return { inserted };
+    },
+
+    /** Newest first. */
+    async listEvents(query: EventQuery): Promise<StoredEvent[]> {
+      const rows = await db.prisma.auditEvent.findMany({
+        select: eventColumns,
+        where: {
+          eventType: query.eventType,
+          sessionId: query.sessionId,
+          ...(query.beforeSeq === undefined ? {} : { seq: { lt: query.beforeSeq } }),
+        },
+        orderBy: { seq: 'desc' },
+        skip: query.offset ?? 0,
+        take: query.limit,
+      });
+      return rows.map(toStoredEvent);
+    },
+
+    async findById(id: string): Promise<StoredEvent | null> {
+      const row = await db.prisma.auditEvent.findUnique({ select: eventColumns, where: { id } });
+      return row ? toStoredEvent(row) : null;
+    },
+
+    async countByIds(ids: readonly string[]): Promise<number> {
+      return db.prisma.auditEvent.count({ where: { id: { in: [...ids] } } });
+    },
+  };
+}
+
+export type EventStore = ReturnType<typeof createEventStore>;
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    ...row,
+    seq: row.seq.toString(),
+    payload: row.payload as Record<string, unknown>,
+  };
+}
+
+/**
+ * Whether retrying the same write later may succeed: lost connections,
+ * PostgreSQL starting or shutting down, lock and serialization conflicts,
+ * exhausted resources. Anything else (bad data, constraint violations) will
+ * fail the same way every time.
+ */
+export function isTransientStoreError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return true; // network failures and timeouts carry no SQLSTATE
+  if (/^E[A-Z]+$/.test(code)) return true; // Node socket errors: ECONNREFUSED, ECONNRESET, ETIMEDOUT…
+  const sqlClass = code.slice(0, 2);
+  return ['08', '53', '57', '58', '40', '55', 'XX'].includes(sqlClass) && code !== '57014';
+}

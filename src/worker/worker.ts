@@ -1,0 +1,218 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { queuedEventSchema, type QueuedEvent } from '../ingest/event.js';
+import type { Logger } from '../observability/logger.js';
+import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
+import { isTransientStoreError, type EventStore } from '../store/event-store.js';
+
+export interface WorkerOptions {
+  queue: EventQueue;
+  store: Pick<EventStore, 'insertBatch'>;
+  logger: Logger;
+  consumerName: string;
+  batchSize: number;
+  /** Entries held unacknowledged this long by any consumer are taken over. */
+  claimIdleMs: number;
+  /** How long one read waits for new entries; also bounds how long `stop()` waits for a read. */
+  blockMs?: number;
+  backoff?: { initialMs: number; maxMs: number };
+  /** Called after each committed batch (metrics, tests). */
+  onPersisted?: (count: number) => void;
+  onDeadLetter?: (reason: string) => void;
+  /**
+   * Keep reading after `stop()` until the queue is empty. For the in-process
+   * queue, whose entries die with the process; a Redis queue keeps them.
+   */
+  drainQueueOnStop?: boolean;
+}
+
+interface Parsed {
+  entry: QueueEntry;
+  event: QueuedEvent;
+}
+
+/**
+ * Moves events from the queue into the store: read a batch, insert it in one
+ * statement, and only then acknowledge it. A crash anywhere before the
+ * acknowledgement leaves the batch pending for redelivery; the insert skips
+ * what was already stored, so redelivery never duplicates.
+ */
+export function createWorker(options: WorkerOptions) {
+  const { queue, store, logger, consumerName, batchSize, claimIdleMs } = options;
+  const blockMs = options.blockMs ?? 1000;
+  const backoff = options.backoff ?? { initialMs: 100, maxMs: 5000 };
+  let stopping = false;
+  let abandonAt = Number.POSITIVE_INFINITY;
+  let running: Promise<void> | undefined;
+
+  /** Retries `operation` while it fails transiently; gives up only when a draining stop's deadline passes. */
+  async function withRetry<T>(
+    what: string,
+    operation: () => Promise<T>,
+    isTransient: (error: unknown) => boolean,
+  ) {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await operation();
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        if (Date.now() >= abandonAt) throw new AbandonedError(what, error);
+        const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+        logger.warn(
+          { err: error, attempt: attempt + 1, delayMs: Math.round(delay) },
+          `${what} failed; retrying`,
+        );
+        await sleep(delay);
+      }
+    }
+  }
+
+  async function persist(items: Parsed[]): Promise<void> {
+    try {
+      await withRetry(
+        'insert',
+        () => store.insertBatch(items.map((item) => item.event)),
+        isTransientStoreError,
+      );
+    } catch (error) {
+      if (error instanceof AbandonedError) throw error;
+      // Some row can never be stored. Split the batch until the culprit stands
+      // alone, so the events around it are stored and only it is set aside.
+      const [only] = items;
+      if (items.length === 1 && only) {
+        await deadLetter(only.entry, `insert failed: ${describe(error)}`);
+        return;
+      }
+      const middle = Math.ceil(items.length / 2);
+      await persist(items.slice(0, middle));
+      await persist(items.slice(middle));
+      return;
+    }
+    const ids = items.map((item) => item.entry.id);
+    await withRetry(
+      'acknowledge',
+      () => queue.ack(ids),
+      () => true,
+    );
+    options.onPersisted?.(items.length);
+  }
+
+  async function deadLetter(entry: QueueEntry, reason: string): Promise<void> {
+    logger.error({ entryId: entry.id, reason }, 'event moved to the dead-letter queue');
+    await withRetry(
+      'dead-letter',
+      () => queue.deadLetter(entry, reason),
+      () => true,
+    );
+    options.onDeadLetter?.(reason);
+  }
+
+  async function processBatch(entries: QueueEntry[]): Promise<void> {
+    const parsed: Parsed[] = [];
+    for (const entry of entries) {
+      const event = parseEntry(entry);
+      if (event.ok) parsed.push({ entry, event: event.value });
+      else await deadLetter(entry, event.reason);
+    }
+    if (parsed.length > 0) await persist(parsed);
+  }
+
+  async function nextBatch(
+    lastClaimAt: { value: number },
+    resumeOwn: { value: boolean },
+  ): Promise<QueueEntry[]> {
+    if (resumeOwn.value) {
+      const own = await queue.readPending(consumerName, batchSize);
+      if (own.length > 0) return own;
+      resumeOwn.value = false;
+    }
+    const now = Date.now();
+    if (now - lastClaimAt.value >= Math.min(claimIdleMs / 2, 5000)) {
+      lastClaimAt.value = now;
+      const claimed = await queue.claimStale(consumerName, claimIdleMs, batchSize);
+      if (claimed.length > 0) {
+        logger.info({ count: claimed.length }, 'took over entries of an unresponsive consumer');
+        return claimed;
+      }
+    }
+    return queue.read(consumerName, batchSize, blockMs);
+  }
+
+  async function loop(): Promise<void> {
+    const lastClaimAt = { value: 0 };
+    const resumeOwn = { value: true };
+    for (;;) {
+      const draining = stopping && options.drainQueueOnStop === true;
+      if (stopping && !draining) break;
+      let entries: QueueEntry[];
+      try {
+        entries = draining
+          ? await queue.read(consumerName, batchSize, 0)
+          : await nextBatch(lastClaimAt, resumeOwn);
+      } catch (error) {
+        if (stopping) break;
+        logger.warn({ err: error }, 'reading the queue failed; retrying');
+        await sleep(Math.min(backoff.maxMs, 500));
+        continue;
+      }
+      if (entries.length === 0) {
+        if (draining) break;
+        continue;
+      }
+      try {
+        await processBatch(entries);
+      } catch (error) {
+        // Abandoned during a stop: the entries stay pending and another consumer takes them over.
+        logger.error({ err: error, count: entries.length }, 'batch left unacknowledged for redelivery');
+        if (error instanceof AbandonedError) break;
+      }
+    }
+  }
+
+  return {
+    start(): void {
+      if (running) return;
+      logger.info({ consumer: consumerName, batchSize }, 'worker started');
+      running = loop();
+    },
+    /**
+     * Stops reading, finishes the batch in hand, and resolves. A batch still
+     * failing when `timeoutMs` has passed is left unacknowledged (it is
+     * redelivered), never half-acknowledged.
+     */
+    async stop(timeoutMs: number): Promise<void> {
+      stopping = true;
+      abandonAt = Date.now() + timeoutMs;
+      await running;
+      logger.info({ consumer: consumerName }, 'worker stopped');
+    },
+  };
+}
+
+export type Worker = ReturnType<typeof createWorker>;
+
+class AbandonedError extends Error {
+  constructor(what: string, cause: unknown) {
+    super(`${what} abandoned at the shutdown deadline`, { cause });
+  }
+}
+
+function parseEntry(entry: QueueEntry): { ok: true; value: QueuedEvent } | { ok: false; reason: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(entry.body);
+  } catch (error) {
+    return { ok: false, reason: `not JSON: ${describe(error)}` };
+  }
+  const result = queuedEventSchema.safeParse(json);
+  if (!result.success) {
+    const fields = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+    return { ok: false, reason: `not a queued event: ${fields}` };
+  }
+  return { ok: true, value: result.data };
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? `${code} ${error.message}` : error.message;
+}

@@ -1,0 +1,224 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { v7 as uuidv7 } from 'uuid';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { QueuedEvent } from '../../src/ingest/event.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { EventQueue } from '../../src/queue/event-queue.js';
+import { createMemoryQueue } from '../../src/queue/memory-queue.js';
+import { createRedisQueue } from '../../src/queue/redis-queue.js';
+import { openDatabase, type Database } from '../../src/store/database.js';
+import { createEventStore, type EventStore } from '../../src/store/event-store.js';
+import { migrate } from '../../src/store/migrate.js';
+import { createWorker, type WorkerOptions } from '../../src/worker/worker.js';
+import { eventually } from '../support/app.js';
+import {
+  createTestDatabase,
+  postgresAvailable,
+  REDIS_URL,
+  redisAvailable,
+  uniqueStream,
+} from '../support/services.js';
+
+interface Backends {
+  queue: EventQueue;
+  db: Database;
+  store: EventStore;
+  close(): Promise<void>;
+}
+
+const openers: Record<string, () => Promise<Backends>> = {
+  'PGlite + in-process queue': async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ag-worker-'));
+    const db = await openDatabase({ kind: 'pglite', dataDir: dir });
+    await migrate(db);
+    const queue = createMemoryQueue({ maxLength: 100_000 });
+    return {
+      queue,
+      db,
+      store: createEventStore(db),
+      async close() {
+        await queue.close();
+        await db.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+  'PostgreSQL + Redis Streams': async () => {
+    const database = await createTestDatabase();
+    const db = await openDatabase({ kind: 'postgres', url: database.url, poolSize: 4 });
+    await migrate(db);
+    const queue = await createRedisQueue({
+      url: REDIS_URL,
+      stream: uniqueStream('worker'),
+      maxLength: 100_000,
+    });
+    return {
+      queue,
+      db,
+      store: createEventStore(db),
+      async close() {
+        await queue.close();
+        await db.close();
+        await database.drop();
+      },
+    };
+  },
+};
+
+const queued = (overrides: Partial<QueuedEvent> = {}): QueuedEvent => ({
+  v: 1,
+  id: uuidv7(),
+  eventType: 'review_started',
+  sessionId: 'worker-test',
+  payload: { n: 1 },
+  clientTime: null,
+  receivedAt: new Date().toISOString(),
+  apiKeyId: 'admin',
+  ...overrides,
+});
+
+const transient = () => Object.assign(new Error('connection lost'), { code: '08006' });
+
+for (const [name, open] of Object.entries(openers)) {
+  const needsServers = name.startsWith('PostgreSQL');
+  describe.skipIf(needsServers && !(postgresAvailable && redisAvailable))(`worker on ${name}`, () => {
+    const cleanups: Array<() => Promise<void>> = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    });
+
+    const setup = async (overrides: Partial<WorkerOptions> = {}) => {
+      const backends = await open();
+      cleanups.push(() => backends.close());
+      const deadLetters: string[] = [];
+      const worker = createWorker({
+        queue: backends.queue,
+        store: backends.store,
+        logger: createLogger({ level: 'silent' }),
+        consumerName: `test-${uuidv7()}`,
+        batchSize: 100,
+        claimIdleMs: 60_000,
+        blockMs: 50,
+        backoff: { initialMs: 5, maxMs: 20 },
+        onDeadLetter: (reason) => deadLetters.push(reason),
+        ...overrides,
+      });
+      cleanups.push(() => worker.stop(1000));
+      return { ...backends, worker, deadLetters };
+    };
+
+    it('sets aside a message that is not an event and stores the ones around it', async () => {
+      const { queue, store, worker } = await setup();
+      const before = queued();
+      const after = queued();
+      await queue.enqueue([
+        JSON.stringify(before),
+        '{not json',
+        JSON.stringify({ v: 1, id: 'x' }),
+        JSON.stringify(after),
+      ]);
+      worker.start();
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(await store.countByIds([before.id, after.id])).toBe(2);
+      const letters = await queue.listDeadLetters(10);
+      expect(letters.map((letter) => letter.reason)).toEqual([
+        expect.stringContaining('not a queued event'),
+        expect.stringContaining('not JSON'),
+      ]);
+      expect((await queue.stats()).deadLetters).toBe(2);
+    });
+
+    it('isolates a row the database refuses by splitting the batch, storing every other row', async () => {
+      const { queue, store, worker, deadLetters } = await setup();
+      const good = Array.from({ length: 37 }, () => queued());
+      const refused = queued({ sessionId: 'nul\u0000byte' });
+      const bodies = good.map((event) => JSON.stringify(event));
+      bodies.splice(20, 0, JSON.stringify(refused));
+      await queue.enqueue(bodies);
+      worker.start();
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(await store.countByIds(good.map((event) => event.id))).toBe(good.length);
+      expect(await store.countByIds([refused.id])).toBe(0);
+      expect(deadLetters).toHaveLength(1);
+      const [letter] = await queue.listDeadLetters(1);
+      expect(JSON.parse(letter!.body)).toMatchObject({ id: refused.id });
+      expect(letter!.reason).toMatch(/^insert failed/);
+    });
+
+    it('retries transient database failures and acknowledges only after the insert succeeded', async () => {
+      let failuresLeft = 3;
+      let attempts = 0;
+      const backends = await setup();
+      const { queue, store } = backends;
+      const flakyStore: Pick<EventStore, 'insertBatch'> = {
+        insertBatch: async (events) => {
+          attempts += 1;
+          if (failuresLeft > 0) {
+            failuresLeft -= 1;
+            // While the database is failing, the entries must still be held.
+            expect((await queue.stats()).depth).toBe(1);
+            throw transient();
+          }
+          return store.insertBatch(events);
+        },
+      };
+      const worker = createWorker({
+        queue,
+        store: flakyStore,
+        logger: createLogger({ level: 'silent' }),
+        consumerName: 'flaky',
+        batchSize: 10,
+        claimIdleMs: 60_000,
+        blockMs: 50,
+        backoff: { initialMs: 1, maxMs: 5 },
+      });
+      cleanups.push(() => worker.stop(1000));
+      const event = queued();
+      await queue.enqueue([JSON.stringify(event)]);
+      worker.start();
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(attempts).toBe(4);
+      expect(await store.countByIds([event.id])).toBe(1);
+      expect((await queue.stats()).deadLetters).toBe(0);
+    });
+
+    it('leaves a batch pending, neither stored nor dead-lettered, when stopped while the database is down', async () => {
+      const { queue } = await setup();
+      let entered: () => void = () => undefined;
+      const insertStarted = new Promise<void>((resolve) => (entered = resolve));
+      const worker = createWorker({
+        queue,
+        store: {
+          insertBatch: async () => {
+            entered();
+            throw transient();
+          },
+        },
+        logger: createLogger({ level: 'silent' }),
+        consumerName: 'stopped',
+        batchSize: 10,
+        claimIdleMs: 60_000,
+        blockMs: 50,
+        backoff: { initialMs: 5, maxMs: 10 },
+      });
+      await queue.enqueue([JSON.stringify(queued()), JSON.stringify(queued())]);
+      worker.start();
+      await insertStarted;
+      await worker.stop(50);
+      expect(await queue.readPending('stopped', 10)).toHaveLength(2);
+      expect((await queue.stats()).deadLetters).toBe(0);
+    });
+
+    it('drains everything queued before it stops when asked to (the in-process queue dies with the process)', async () => {
+      const { queue, store, worker } = await setup({ drainQueueOnStop: true, batchSize: 500 });
+      const events = Array.from({ length: 3000 }, () => queued());
+      await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      worker.start();
+      await worker.stop(30_000);
+      expect((await queue.stats()).depth).toBe(0);
+      expect(await store.countByIds(events.map((event) => event.id))).toBe(events.length);
+    });
+  });
+}
