@@ -1,0 +1,50 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ENTRY = fileURLToPath(new URL('../../bin/auditgraph.mjs', import.meta.url));
+
+export interface AuditgraphProcess {
+  child: ChildProcess;
+  /** What the process wrote, for a failing test's message. */
+  output(): string;
+  /** Resolves with the exit code (or the signal's name). */
+  exited: Promise<number | string>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** Runs `auditgraph <role>` as its own process, the way an operator would. */
+export function spawnAuditgraph(role: string, env: Record<string, string>): AuditgraphProcess {
+  const child = spawn(process.execPath, [ENTRY, role], {
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  return { child, output: () => output, exited, kill: (signal) => child.kill(signal) };
+}
+
+/** Waits until `url` answers 200, or fails with what the process printed. */
+export async function waitUntilReady(
+  url: string,
+  proc: AuditgraphProcess,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exitedEarly: number | string | undefined;
+  void proc.exited.then((code) => (exitedEarly = code));
+  for (;;) {
+    if (exitedEarly !== undefined)
+      throw new Error(`process exited (${exitedEarly}) before ready:\n${proc.output()}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`not ready after ${timeoutMs} ms:\n${proc.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
