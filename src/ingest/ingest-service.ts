@@ -2,6 +2,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { badRequest, type FieldProblem } from '../errors.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import type { Principal } from '../security/authenticate.js';
+import { payloadSchemas } from './catalog.js';
 import { logRequestSchema, storabilityProblems, toFieldProblems, type QueuedEvent } from './event.js';
 
 export interface AcceptedEvent {
@@ -27,9 +28,16 @@ export function createIngestService({ queue, loggingEnabled, now = () => new Dat
     const parsed = logRequestSchema.safeParse(body);
     if (!parsed.success) return { ok: false, problems: toFieldProblems(parsed.error) };
     const request = parsed.data;
+    const payloadCheck = payloadSchemas[request.event_type].safeParse(request.payload);
     const problems = [
       ...storabilityProblems(request.session_id, 'session_id'),
       ...storabilityProblems(request.payload, 'payload'),
+      ...(payloadCheck.success
+        ? []
+        : toFieldProblems(payloadCheck.error).map((problem) => ({
+            ...problem,
+            field: `payload.${problem.field}`,
+          }))),
     ];
     if (problems.length > 0) return { ok: false, problems };
     const event: QueuedEvent = {

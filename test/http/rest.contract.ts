@@ -89,6 +89,14 @@ export function restContract(backend: Backend, options: { skip?: boolean } = {})
       expect(events.filter((event) => event['id'] === body.event_id)).toHaveLength(1);
     });
 
+    it('keeps payload fields the catalog does not list', async () => {
+      const session = `extra-${randomUUID()}`;
+      const payload = { model: 'gpt-x', prompt_tokens: 12, team: 'core', tags: ['a'] };
+      expect((await post({ session_id: session, event_type: 'llm_query_sent', payload })).status).toBe(202);
+      const [event] = await eventsOf(session, 1);
+      expect(event!['payload']).toEqual(payload);
+    });
+
     it('keeps the client timestamp beside the received time', async () => {
       const session = `time-${randomUUID()}`;
       await post({
@@ -155,6 +163,18 @@ export function restContract(backend: Backend, options: { skip?: boolean } = {})
         'event_id',
       ],
       ['a JSON value that is not an object', '"hello"', /must be a JSON object/, undefined],
+      [
+        'a catalogued payload field of the wrong type',
+        '{"session_id":1,"event_type":"llm_feedback_received","payload":{"model":"m","completion_tokens":"many"}}',
+        /payload\.completion_tokens must be a number/,
+        'payload.completion_tokens',
+      ],
+      [
+        'a negative duration',
+        '{"session_id":1,"event_type":"review_completed","payload":{"duration_ms":-5}}',
+        /payload\.duration_ms must not be negative/,
+        'payload.duration_ms',
+      ],
     ])('answers 400 naming the problem for %s', async (_case, body, message, field) => {
       const answer = await call('POST', '/log', { body });
       expect(answer.status).toBe(400);
