@@ -2,7 +2,15 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'src/store/generated/', 'coverage/', '.auditgraph-data/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'src/store/generated/',
+      'src/graphql/generated/',
+      'coverage/',
+      '.auditgraph-data/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -52,6 +52,57 @@ export const queueFull = (retryAfterSeconds: number): AppError =>
 export const serviceUnavailable = (message: string, retryAfterSeconds: number, cause?: unknown): AppError =>
   new AppError('SERVICE_UNAVAILABLE', message, { retryAfterSeconds, cause });
 
+/** The one mapping from the error family to HTTP statuses (REST, and GraphQL's transport-level errors). */
+export function httpStatusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'BAD_REQUEST':
+      return 400;
+    case 'UNAUTHENTICATED':
+      return 401;
+    case 'FORBIDDEN':
+      return 403;
+    case 'NOT_FOUND':
+      return 404;
+    case 'METHOD_NOT_ALLOWED':
+      return 405;
+    case 'PAYLOAD_TOO_LARGE':
+      return 413;
+    case 'UNSUPPORTED_MEDIA_TYPE':
+      return 415;
+    case 'RATE_LIMITED':
+      return 429;
+    case 'QUEUE_FULL':
+    case 'SERVICE_UNAVAILABLE':
+      return 503;
+    case 'INTERNAL':
+      return 500;
+    default:
+      throw new UnreachableCaseError(code);
+  }
+}
+
+/** The one mapping from the error family to GraphQL `extensions.code`, in Apollo's vocabulary where it has a word. */
+export function graphqlCodeOf(code: ErrorCode): string {
+  switch (code) {
+    case 'BAD_REQUEST':
+      return 'BAD_USER_INPUT';
+    case 'INTERNAL':
+      return 'INTERNAL_SERVER_ERROR';
+    case 'UNAUTHENTICATED':
+    case 'FORBIDDEN':
+    case 'NOT_FOUND':
+    case 'METHOD_NOT_ALLOWED':
+    case 'PAYLOAD_TOO_LARGE':
+    case 'UNSUPPORTED_MEDIA_TYPE':
+    case 'RATE_LIMITED':
+    case 'QUEUE_FULL':
+    case 'SERVICE_UNAVAILABLE':
+      return code;
+    default:
+      throw new UnreachableCaseError(code);
+  }
+}
+
 /** Thrown from an exhaustive switch's default branch: the compiler proves it unreachable. */
 export class UnreachableCaseError extends Error {
   constructor(value: never) {

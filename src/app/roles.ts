@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/index.js';
+import { createGraphQLRoutes } from '../graphql/server.js';
 import { createHttpApp } from '../http/server.js';
 import { createRestRoutes } from '../http/routes.js';
+import { createEventQueries } from '../query/event-queries.js';
 import { createIngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../observability/logger.js';
 import { createAuthenticator, type KnownKey } from '../security/authenticate.js';
@@ -25,17 +27,30 @@ export async function startApi(deps: {
 }): Promise<RunningRole & { ports: number[] }> {
   const { config, logger, backends } = deps;
   const ingest = createIngestService({ queue: backends.queue, loggingEnabled: config.loggingEnabled });
+  const events = createEventQueries({ store: backends.store });
+  const authenticator = createAuthenticator(deps.keys);
+  const graphql = await createGraphQLRoutes(
+    { authenticator, ingest, events },
+    {
+      logger,
+      introspection: config.graphql.introspection,
+      landingPage: config.environment !== 'production',
+    },
+  );
   const app = createHttpApp({
-    routes: createRestRoutes({
-      ingest,
-      events: backends.store,
-      version: VERSION,
-      readiness: [
-        { name: 'database', check: async () => void (await backends.db.query('SELECT 1')) },
-        { name: 'queue', check: async () => void (await backends.queue.stats()) },
-      ],
-    }),
-    authenticator: createAuthenticator(deps.keys),
+    routes: [
+      ...graphql.routes,
+      ...createRestRoutes({
+        ingest,
+        events,
+        version: VERSION,
+        readiness: [
+          { name: 'database', check: async () => void (await backends.db.query('SELECT 1')) },
+          { name: 'queue', check: async () => void (await backends.queue.stats()) },
+        ],
+      }),
+    ],
+    authenticator,
     logger,
     maxBodyBytes: config.http.maxBodyBytes,
   });
@@ -43,7 +58,10 @@ export async function startApi(deps: {
   logger.info({ ports, host: config.http.host }, 'API listening');
   return {
     ports,
-    stop: () => app.close(config.shutdownTimeoutMs),
+    async stop() {
+      await app.close(config.shutdownTimeoutMs);
+      await graphql.stop();
+    },
   };
 }
 

@@ -69,6 +69,7 @@ export const environmentSchema = z.object({
 
   ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters long').optional(),
   RATE_LIMIT_PER_MINUTE: positiveInt(10_000_000).optional(),
+  GRAPHQL_INTROSPECTION: booleanFlag.optional(),
 
   AUDITGRAPH_DATA_DIR: z.string().min(1).optional(),
 
@@ -99,6 +100,8 @@ export interface Config {
   queue: QueueConfig;
   auth: { adminApiKey: string | undefined };
   rateLimitPerMinute: number;
+  /** Introspection answers by default, except in production. */
+  graphql: { introspection: boolean };
   dataDir: string;
   worker: { batchSize: number; consumerName: string | undefined; claimIdleMs: number };
   shutdownTimeoutMs: number;
@@ -159,6 +162,7 @@ export function loadConfig(
     queue,
     auth: { adminApiKey: env.ADMIN_API_KEY },
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE ?? 1000,
+    graphql: { introspection: env.GRAPHQL_INTROSPECTION ?? env.NODE_ENV !== 'production' },
     dataDir,
     worker: {
       batchSize: env.WORKER_BATCH_SIZE ?? 1000,

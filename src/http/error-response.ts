@@ -1,33 +1,4 @@
-import { AppError, UnreachableCaseError, type ErrorCode } from '../errors.js';
-
-/** The one mapping from the error family to HTTP statuses. */
-export function httpStatusOf(code: ErrorCode): number {
-  switch (code) {
-    case 'BAD_REQUEST':
-      return 400;
-    case 'UNAUTHENTICATED':
-      return 401;
-    case 'FORBIDDEN':
-      return 403;
-    case 'NOT_FOUND':
-      return 404;
-    case 'METHOD_NOT_ALLOWED':
-      return 405;
-    case 'PAYLOAD_TOO_LARGE':
-      return 413;
-    case 'UNSUPPORTED_MEDIA_TYPE':
-      return 415;
-    case 'RATE_LIMITED':
-      return 429;
-    case 'QUEUE_FULL':
-    case 'SERVICE_UNAVAILABLE':
-      return 503;
-    case 'INTERNAL':
-      return 500;
-    default:
-      throw new UnreachableCaseError(code);
-  }
-}
+import { AppError, httpStatusOf, type ErrorCode } from '../errors.js';
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; fields?: Array<{ field: string; message: string }> };

@@ -2,26 +2,14 @@ import { z } from 'zod';
 import { badRequest } from '../errors.js';
 import { EVENT_TYPES, toFieldProblems } from '../ingest/event.js';
 import type { IngestService } from '../ingest/ingest-service.js';
+import type { EventQueries } from '../query/event-queries.js';
 import type { StoredEvent } from '../store/event-store.js';
 import type { Route } from './server.js';
-
-export interface EventReader {
-  listEvents(query: {
-    eventType?: string | undefined;
-    sessionId?: string | undefined;
-    limit: number;
-    offset?: number;
-    beforeSeq?: bigint | undefined;
-  }): Promise<StoredEvent[]>;
-}
 
 export interface ReadinessCheck {
   name: string;
   check(): Promise<void>;
 }
-
-/** Offset paging past this many rows is refused: the keyset cursor costs the same at any depth. */
-const MAX_OFFSET = 100_000;
 
 const eventsQuerySchema = z.strictObject({
   limit: z.coerce
@@ -37,16 +25,13 @@ const eventsQuerySchema = z.strictObject({
     .default(1),
   event_type: z.enum(EVENT_TYPES, { error: `must be one of ${EVENT_TYPES.join(', ')}` }).optional(),
   session_id: z.string().min(1).max(128).optional(),
-  cursor: z
-    .string()
-    .regex(/^[0-9]{1,19}$/, 'must be a next_cursor value from an earlier page')
-    .optional(),
+  cursor: z.string().min(1).max(64).optional(),
 });
 
 /** The spec's REST endpoints, thin: parse, call a service, shape the answer in snake_case. */
 export function createRestRoutes(deps: {
   ingest: IngestService;
-  events: EventReader;
+  events: EventQueries;
   readiness: readonly ReadinessCheck[];
   version: string;
 }): Route[] {
@@ -81,28 +66,19 @@ export function createRestRoutes(deps: {
           );
         }
         const { limit, page, event_type, session_id, cursor } = parsed.data;
-        const offset = cursor === undefined ? (page - 1) * limit : 0;
-        if (offset > MAX_OFFSET) {
-          throw badRequest(`page: too deep for page-based paging (over ${MAX_OFFSET} events); use cursor`, [
-            { field: 'page', message: 'too deep; follow next_cursor instead' },
-          ]);
-        }
-        const events = await deps.events.listEvents({
-          eventType: event_type,
-          sessionId: session_id,
-          limit,
-          offset,
-          beforeSeq: cursor === undefined ? undefined : BigInt(cursor),
-        });
-        const last = events.at(-1);
+        const filter = { eventTypes: event_type ? [event_type] : undefined, sessionId: session_id };
+        const result =
+          cursor === undefined
+            ? await deps.events.listPage(filter, limit, page)
+            : await deps.events.list(filter, limit, cursor, { first: 'limit', after: 'cursor' });
         return {
           status: 200,
           body: {
-            events: events.map(toRestEvent),
-            count: events.length,
+            events: result.events.map(toRestEvent),
+            count: result.events.length,
             limit,
             page: cursor === undefined ? page : null,
-            next_cursor: events.length === limit && last ? last.seq : null,
+            next_cursor: result.hasNextPage ? result.endCursor : null,
           },
         };
       },

@@ -16,12 +16,14 @@ export interface RouteContext {
 
 export interface RouteResult {
   status: number;
+  /** Serialized as JSON, unless `raw` says it is already the response text. */
   body: unknown;
   headers?: Record<string, string>;
+  raw?: boolean;
 }
 
 export interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'OPTIONS';
   path: string;
   /** The scope a caller's key needs; `null` for open routes such as `/health`. */
   scope: Scope | null;
@@ -70,7 +72,8 @@ export function createHttpApp(options: HttpAppOptions) {
       principal,
       readJson: () => readJsonBody(request, options.maxBodyBytes),
     });
-    send(response, result.status, result.body, result.headers);
+    if (result.raw) sendText(response, result.status, String(result.body), result.headers);
+    else send(response, result.status, result.body, result.headers);
   }
 
   const handler = (request: IncomingMessage, response: ServerResponse): void => {
@@ -133,12 +136,19 @@ function send(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  if (response.headersSent) return;
-  const payload = JSON.stringify(body);
-  response.writeHead(status, {
+  sendText(response, status, JSON.stringify(body), {
     'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(payload),
     ...headers,
   });
-  response.end(payload);
+}
+
+function sendText(
+  response: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  if (response.headersSent) return;
+  response.writeHead(status, { 'content-length': Buffer.byteLength(text), ...headers });
+  response.end(text);
 }

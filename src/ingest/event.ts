@@ -14,6 +14,9 @@ export const EVENT_TYPES = [
 
 export type EventType = (typeof EVENT_TYPES)[number];
 
+export const isEventType = (value: string): value is EventType =>
+  (EVENT_TYPES as readonly string[]).includes(value);
+
 const MAX_SESSION_ID_LENGTH = 128;
 
 /** An error message for a field: "is required" when it is absent, `message` otherwise. */

@@ -68,6 +68,23 @@ export function createIngestService({ queue, loggingEnabled, now = () => new Dat
     },
 
     /**
+     * Validates each event on its own and enqueues the valid ones together: a
+     * result per item, for callers that prefer partial success (GraphQL
+     * `logEvents`). If the queue refuses, nothing is accepted.
+     */
+    async acceptEach(
+      bodies: readonly unknown[],
+      principal: Principal,
+    ): Promise<Array<{ ok: true; id: string } | { ok: false; problems: FieldProblem[] }>> {
+      const receivedAt = now().toISOString();
+      const prepared = bodies.map((body) => prepare(body, principal, receivedAt));
+      const events = prepared.flatMap((item) => (item.ok ? [item.event] : []));
+      if (loggingEnabled && events.length > 0)
+        await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      return prepared.map((item) => (item.ok ? { ok: true, id: item.event.id } : item));
+    },
+
+    /**
      * Validates a batch; enqueues all of it or none of it, so a caller never has
      * to guess which half of a batch landed.
      */

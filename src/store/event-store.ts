@@ -27,7 +27,15 @@ export interface StoredEvent {
 
 export interface EventQuery {
   eventType?: string | undefined;
+  /** Any of these types (combined with `eventType` when both are given). */
+  eventTypes?: readonly string[] | undefined;
   sessionId?: string | undefined;
+  /** Received at or after this time. */
+  from?: Date | undefined;
+  /** Received before this time. */
+  to?: Date | undefined;
+  /** Payload values that must all match exactly, each at its path of keys. */
+  payloadMatches?: ReadonlyArray<{ path: readonly string[]; value: unknown }> | undefined;
   limit: number;
   /** Rows to skip, for the spec's `page`. Prefer `beforeSeq`, which costs the same at any depth. */
   offset?: number;
@@ -96,9 +104,17 @@ export function createEventStore(db: Database) {
       const rows = await db.prisma.auditEvent.findMany({
         select: eventColumns,
         where: {
-          eventType: query.eventType,
-          sessionId: query.sessionId,
-          ...(query.beforeSeq === undefined ? {} : { seq: { lt: query.beforeSeq } }),
+          AND: [
+            query.eventType === undefined ? {} : { eventType: query.eventType },
+            query.eventTypes === undefined ? {} : { eventType: { in: [...query.eventTypes] } },
+            query.sessionId === undefined ? {} : { sessionId: query.sessionId },
+            query.from === undefined ? {} : { receivedAt: { gte: query.from } },
+            query.to === undefined ? {} : { receivedAt: { lt: query.to } },
+            query.beforeSeq === undefined ? {} : { seq: { lt: query.beforeSeq } },
+            ...(query.payloadMatches ?? []).map((match) => ({
+              payload: { path: [...match.path], equals: match.value as Prisma.InputJsonValue },
+            })),
+          ],
         },
         orderBy: { seq: 'desc' },
         skip: query.offset ?? 0,
@@ -110,6 +126,21 @@ export function createEventStore(db: Database) {
     async findById(id: string): Promise<StoredEvent | null> {
       const row = await db.prisma.auditEvent.findUnique({ select: eventColumns, where: { id } });
       return row ? toStoredEvent(row) : null;
+    },
+
+    /** Each event type stored, with its count and when it was last received. */
+    async eventTypeStats(): Promise<Array<{ eventType: string; count: number; lastSeenAt: Date }>> {
+      const groups = await db.prisma.auditEvent.groupBy({
+        by: ['eventType'],
+        _count: { _all: true },
+        _max: { receivedAt: true },
+        orderBy: { eventType: 'asc' },
+      });
+      return groups.map((group) => ({
+        eventType: group.eventType,
+        count: group._count._all,
+        lastSeenAt: group._max.receivedAt ?? new Date(0),
+      }));
     },
 
     async countByIds(ids: readonly string[]): Promise<number> {

@@ -266,6 +266,7 @@ export function restContract(backend: Backend, options: { skip?: boolean } = {})
       ['event_type=bogus', 'event_type'],
       ['cursor=abc', 'cursor'],
       ['limit=1000&page=500', 'page'],
+      ['cursor=bm90LWEtY3Vyc29y', 'cursor'],
       ['colour=red', 'colour'],
     ])('answers 400 naming the parameter for GET /events?%s', async (query, parameter) => {
       const answer = await call('GET', `/events?${query}`);

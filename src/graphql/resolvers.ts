@@ -1,0 +1,104 @@
+import { AppError, badRequest, type FieldProblem } from '../errors.js';
+import { encodeCursor, MAX_PAGE_SIZE } from '../query/event-queries.js';
+import type { Resolvers, LogEventInput, EventFilter } from './generated/resolvers-types.js';
+import { requireScope } from './context.js';
+import { DateTimeScalar, JSONScalar } from './scalars.js';
+
+/** GraphQL input → the body `POST /log` takes, so both go through one validation. */
+function toLogBody(input: LogEventInput): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    session_id: input.sessionId,
+    event_type: input.eventType,
+  };
+  if (input.payload !== undefined && input.payload !== null) body['payload'] = input.payload;
+  if (input.eventId !== undefined && input.eventId !== null) body['event_id'] = String(input.eventId);
+  if (input.timestamp !== undefined && input.timestamp !== null) body['timestamp'] = input.timestamp;
+  return body;
+}
+
+const INPUT_NAMES: Record<string, string> = {
+  session_id: 'sessionId',
+  event_type: 'eventType',
+  event_id: 'eventId',
+};
+
+/** Field paths as GraphQL callers wrote them (`sessionId`, not `session_id`). */
+function toInputProblems(problems: readonly FieldProblem[]): FieldProblem[] {
+  return problems.map((problem) => {
+    const [head = '', ...rest] = problem.field.split('.');
+    return { ...problem, field: [INPUT_NAMES[head] ?? head, ...rest].join('.') };
+  });
+}
+
+function toFilter(filter: EventFilter | null | undefined) {
+  return {
+    eventTypes: filter?.eventTypes ?? undefined,
+    sessionId:
+      filter?.sessionId === undefined || filter.sessionId === null ? undefined : String(filter.sessionId),
+    from: filter?.from ? new Date(filter.from) : undefined,
+    to: filter?.to ? new Date(filter.to) : undefined,
+    payload: filter?.payload ?? undefined,
+  };
+}
+
+export const resolvers: Resolvers = {
+  DateTime: DateTimeScalar,
+  JSON: JSONScalar,
+
+  Query: {
+    async events(_parent, { filter, first, after }, context) {
+      requireScope(context, 'read');
+      const page = await context.events.list(toFilter(filter), first, after);
+      return {
+        edges: page.events.map((event) => ({ cursor: encodeCursor(event.seq), node: event })),
+        nodes: page.events,
+        pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor },
+      };
+    },
+    async event(_parent, { id }, context) {
+      requireScope(context, 'read');
+      return context.events.get(String(id));
+    },
+    async eventTypes(_parent, _args, context) {
+      requireScope(context, 'read');
+      return context.events.eventTypes();
+    },
+  },
+
+  Mutation: {
+    async logEvent(_parent, { input }, context) {
+      requireScope(context, 'ingest');
+      try {
+        const accepted = await context.ingest.accept(toLogBody(input), context.principal);
+        return { eventId: accepted.id };
+      } catch (error) {
+        if (error instanceof AppError && error.code === 'BAD_REQUEST') {
+          throw badRequest(
+            error.message.replace(
+              /\b(session_id|event_type|event_id)\b/g,
+              (name) => INPUT_NAMES[name] ?? name,
+            ),
+            toInputProblems(error.problems),
+          );
+        }
+        throw error;
+      }
+    },
+    async logEvents(_parent, { inputs }, context) {
+      requireScope(context, 'ingest');
+      if (inputs.length === 0 || inputs.length > MAX_PAGE_SIZE) {
+        throw badRequest(`inputs: a batch must hold 1 to ${MAX_PAGE_SIZE} events`, [
+          { field: 'inputs', message: `must hold 1 to ${MAX_PAGE_SIZE} events` },
+        ]);
+      }
+      const results = await context.ingest.acceptEach(inputs.map(toLogBody), context.principal);
+      const items = results.map((result, index) =>
+        result.ok
+          ? { index, eventId: result.id, problems: null }
+          : { index, eventId: null, problems: toInputProblems(result.problems) },
+      );
+      const accepted = items.filter((item) => item.eventId !== null).length;
+      return { accepted, rejected: items.length - accepted, items };
+    },
+  },
+};

@@ -1,0 +1,116 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { ApolloServer, HeaderMap } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import type { GraphQLFormattedError } from 'graphql';
+import { AppError, graphqlCodeOf } from '../errors.js';
+import type { Route, RouteContext, RouteResult } from '../http/server.js';
+import type { Logger } from '../observability/logger.js';
+import { presentedKey } from '../security/authenticate.js';
+import { createContextFunction, type GraphQLContext, type GraphQLServices } from './context.js';
+import { resolvers } from './resolvers.js';
+
+const SCHEMA_DIR = fileURLToPath(new URL('./schema/', import.meta.url));
+
+/** The SDL, from the `.graphql` files that codegen also reads. */
+export function loadTypeDefs(): string {
+  return readdirSync(SCHEMA_DIR)
+    .filter((file) => file.endsWith('.graphql'))
+    .sort()
+    .map((file) => readFileSync(path.join(SCHEMA_DIR, file), 'utf8'))
+    .join('\n');
+}
+
+/**
+ * What a client sees of an error: AppErrors keep their message and get their
+ * code from the one mapping; GraphQL's own errors (syntax, validation,
+ * variables) pass through; anything else is an internal error whose message,
+ * and any stack, stay in the logs.
+ */
+export function createFormatError(logger: Logger) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = originalErrorOf(error);
+    if (original instanceof AppError) {
+      const extensions: Record<string, unknown> = { code: graphqlCodeOf(original.code) };
+      if (original.problems.length > 0) extensions['fields'] = original.problems;
+      if (original.retryAfterSeconds !== undefined)
+        extensions['retryAfterSeconds'] = original.retryAfterSeconds;
+      return { message: original.message, locations: formatted.locations, path: formatted.path, extensions };
+    }
+    const code = formatted.extensions?.['code'];
+    if (typeof code === 'string' && code !== 'INTERNAL_SERVER_ERROR') {
+      const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
+      return { ...formatted, extensions };
+    }
+    logger.error({ err: original, path: formatted.path }, 'GraphQL operation failed');
+    return {
+      message: 'Internal server error.',
+      locations: formatted.locations,
+      path: formatted.path,
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    };
+  };
+}
+
+/** The error a resolver threw, under the GraphQLError wrapping(s) execution added. */
+function originalErrorOf(error: unknown): unknown {
+  let current = error;
+  while (current instanceof Error && 'originalError' in current && current.originalError instanceof Error) {
+    current = current.originalError;
+  }
+  return current;
+}
+
+/**
+ * Apollo Server 5 on our own `node:http` server: `/graphql` takes GET and POST
+ * beside the REST routes, and authentication runs in the context function.
+ */
+export async function createGraphQLRoutes(
+  services: GraphQLServices,
+  options: { logger: Logger; introspection: boolean; landingPage: boolean },
+): Promise<{ routes: Route[]; stop(): Promise<void> }> {
+  const apollo = new ApolloServer<GraphQLContext>({
+    typeDefs: loadTypeDefs(),
+    resolvers,
+    introspection: options.introspection,
+    includeStacktraceInErrorResponses: false,
+    formatError: createFormatError(options.logger),
+    plugins: options.landingPage ? [] : [ApolloServerPluginLandingPageDisabled()],
+  });
+  await apollo.start();
+  const contextFor = createContextFunction(services);
+
+  const handle = async ({ request, url, readJson }: RouteContext): Promise<RouteResult> => {
+    const headers = new HeaderMap();
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const body = request.method === 'POST' ? await readJson() : undefined;
+    const response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: url.search, body },
+      context: async () => contextFor(presentedKey(request.headers)),
+    });
+    let text: string;
+    if (response.body.kind === 'complete') {
+      text = response.body.string;
+    } else {
+      text = '';
+      for await (const chunk of response.body.asyncIterator) text += chunk;
+    }
+    return {
+      status: response.status ?? 200,
+      body: text,
+      headers: Object.fromEntries(response.headers),
+      raw: true,
+    };
+  };
+
+  return {
+    routes: [
+      { method: 'GET', path: '/graphql', scope: null, handle },
+      { method: 'POST', path: '/graphql', scope: null, handle },
+    ],
+    stop: () => apollo.stop(),
+  };
+}

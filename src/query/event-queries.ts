@@ -1,0 +1,132 @@
+import { AppError, badRequest } from '../errors.js';
+import { isEventType, type EventType } from '../ingest/event.js';
+import type { EventQuery, EventStore, StoredEvent } from '../store/event-store.js';
+
+/** Cursors are opaque to clients; inside they are a `seq`, so any page costs the same as the first. */
+export function encodeCursor(seq: string): string {
+  return Buffer.from(`seq:${seq}`, 'utf8').toString('base64url');
+}
+
+/** @throws AppError BAD_REQUEST naming `parameter` when the cursor was not made by {@link encodeCursor}. */
+export function decodeCursor(cursor: string, parameter: string): bigint {
+  const match = /^seq:([0-9]{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match?.[1]) {
+    throw badRequest(`${parameter}: not a cursor returned by an earlier page`, [
+      { field: parameter, message: 'is not a cursor returned by an earlier page' },
+    ]);
+  }
+  return BigInt(match[1]);
+}
+
+export interface EventFilter {
+  eventTypes?: readonly string[] | undefined;
+  sessionId?: string | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+  payload?: ReadonlyArray<{ path: string; value: unknown }> | undefined;
+}
+
+export interface EventPage {
+  events: StoredEvent[];
+  hasNextPage: boolean;
+  endCursor: string | null;
+}
+
+export const MAX_PAGE_SIZE = 1000;
+/** Offset paging past this many rows is refused: the keyset cursor costs the same at any depth. */
+export const MAX_OFFSET = 100_000;
+
+/**
+ * Reading events back, for REST and GraphQL alike: newest first, filtered, in
+ * keyset pages (`after`) or, for the spec's `page`, offset pages kept shallow.
+ */
+export function createEventQueries({ store }: { store: EventStore }) {
+  function toQuery(filter: EventFilter): Omit<EventQuery, 'limit'> {
+    if (filter.from && filter.to && filter.from >= filter.to) {
+      throw badRequest('filter.from must be before filter.to', [
+        { field: 'from', message: 'must be before to' },
+      ]);
+    }
+    return {
+      eventTypes: filter.eventTypes && filter.eventTypes.length > 0 ? filter.eventTypes : undefined,
+      sessionId: filter.sessionId,
+      from: filter.from,
+      to: filter.to,
+      payloadMatches: filter.payload?.map((match) => ({ path: payloadPath(match.path), value: match.value })),
+    };
+  }
+
+  async function page(query: EventQuery): Promise<EventPage> {
+    // One row more than asked tells whether another page exists, without a count.
+    const rows = await store.listEvents({ ...query, limit: query.limit + 1 });
+    const events = rows.slice(0, query.limit);
+    const last = events.at(-1);
+    const hasNextPage = rows.length > query.limit;
+    return { events, hasNextPage, endCursor: last ? encodeCursor(last.seq) : null };
+  }
+
+  return {
+    /**
+     * Keyset page: `first` newest events older than the `after` cursor.
+     * `names` are the caller's parameter names, for error messages.
+     */
+    async list(
+      filter: EventFilter,
+      first: number,
+      after?: string | null,
+      names = { first: 'first', after: 'after' },
+    ): Promise<EventPage> {
+      checkPageSize(first, names.first);
+      const beforeSeq = after ? decodeCursor(after, names.after) : undefined;
+      return page({ ...toQuery(filter), limit: first, beforeSeq });
+    },
+
+    /** The spec's `limit` and `page` (from 1). */
+    async listPage(filter: EventFilter, limit: number, pageNumber: number): Promise<EventPage> {
+      checkPageSize(limit, 'limit');
+      const offset = (pageNumber - 1) * limit;
+      if (offset > MAX_OFFSET) {
+        throw badRequest(`page: too deep for page-based paging (over ${MAX_OFFSET} events); use cursor`, [
+          { field: 'page', message: 'is too deep; follow next_cursor instead' },
+        ]);
+      }
+      return page({ ...toQuery(filter), limit, offset });
+    },
+
+    async get(id: string): Promise<StoredEvent | null> {
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+        throw badRequest('id: must be a UUID', [{ field: 'id', message: 'must be a UUID' }]);
+      }
+      return store.findById(id);
+    },
+
+    /** Counts and last-seen times of the known types; rows of types since retired are left out. */
+    async eventTypes(): Promise<Array<{ eventType: EventType; count: number; lastSeenAt: Date }>> {
+      const stats = await store.eventTypeStats();
+      return stats.flatMap((stat) =>
+        isEventType(stat.eventType) ? [{ ...stat, eventType: stat.eventType }] : [],
+      );
+    },
+  };
+}
+
+export type EventQueries = ReturnType<typeof createEventQueries>;
+
+function checkPageSize(size: number, parameter: string): void {
+  if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
+    throw new AppError('BAD_REQUEST', `${parameter}: must be between 1 and ${MAX_PAGE_SIZE}`, {
+      problems: [{ field: parameter, message: `must be between 1 and ${MAX_PAGE_SIZE}` }],
+    });
+  }
+}
+
+/** `a.b.0` → ['a', 'b', '0']; a JSON path of object keys (and array indexes) inside the payload. */
+function payloadPath(path: string): string[] {
+  const keys = path.split('.');
+  if (path.length === 0 || path.length > 256 || keys.some((key) => key.length === 0) || keys.length > 16) {
+    throw badRequest(`payload path '${path}' is not a dotted path of keys`, [
+      { field: 'payload.path', message: 'must be a dotted path of keys, e.g. model or usage.tokens' },
+    ]);
+  }
+  return keys;
+}
