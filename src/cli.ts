@@ -84,10 +84,8 @@ async function run(role: Role, config: Config, logger: Logger): Promise<number> 
     return 78;
   }
 
-  const running = await startAuditgraph({ role, config, logger, keys: bootstrap.keys });
-  printBanner(role, config, running.ports, bootstrap);
-
-  await new Promise<void>((resolve) => {
+  // Listening before start-up, so a SIGTERM during it still ends in an orderly stop.
+  const stopRequested = new Promise<void>((resolve) => {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (signalled) {
@@ -101,7 +99,10 @@ async function run(role: Role, config: Config, logger: Logger): Promise<number> 
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  const running = await startAuditgraph({ role, config, logger, keys: bootstrap.keys });
+  printBanner(role, config, running.ports, bootstrap);
 
+  await stopRequested;
   await running.stop();
   logger.info('stopped');
   return 0;

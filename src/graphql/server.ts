@@ -75,6 +75,9 @@ export async function createGraphQLRoutes(
     resolvers,
     introspection: options.introspection,
     includeStacktraceInErrorResponses: false,
+    // The process's own shutdown drains HTTP first and stops Apollo after; Apollo's
+    // handler would stop early and re-raise the signal.
+    stopOnTerminationSignals: false,
     formatError: createFormatError(options.logger),
     plugins: options.landingPage ? [] : [ApolloServerPluginLandingPageDisabled()],
   });

@@ -5,7 +5,7 @@
  *
  * Needs PostgreSQL (TEST_POSTGRES_URL, or the local default). Without it the suite is skipped with
  * a warning, except under CI=true, where an unreachable database fails it. Its throwaway databases
- * are named `ag_test_drift_*`, so the global teardown also drops any a crashed run left behind.
+ * carry this run's test prefix, so the global teardown also drops any a crashed run left behind.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createSchemaEngine, DEFAULT_ADMIN_URL, type SchemaDiffEngine } from '../support/schema-engine.js';
+import { TEST_DATABASE_PREFIX } from '../support/services.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const schemaPath = path.join(root, 'prisma/schema.prisma');
@@ -42,7 +43,7 @@ describe.skipIf(unreachable !== undefined && !inCi)('prisma/migrations against p
     if (unreachable !== undefined) {
       throw new Error(`CI=true and PostgreSQL is unreachable at ${redact(adminUrl)}: ${unreachable}`);
     }
-    engine = await createSchemaEngine({ adminUrl, databasePrefix: 'ag_test_drift' });
+    engine = await createSchemaEngine({ adminUrl, databasePrefix: `${TEST_DATABASE_PREFIX}drift` });
   }, TIMEOUT_MS);
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { inject } from 'vitest';
 
 /**
  * Real PostgreSQL and Redis for integration suites. With CI=true a missing
@@ -11,8 +12,11 @@ export const POSTGRES_ADMIN_URL =
   process.env['TEST_POSTGRES_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
-/** Every database this run creates carries this prefix; global teardown drops what is left. */
-export const TEST_DATABASE_PREFIX = 'ag_test_';
+/**
+ * Every database this run creates carries this prefix; global teardown drops
+ * what is left of them, and never another run's (runs may overlap on one machine).
+ */
+export const TEST_DATABASE_PREFIX = `ag_test_${inject('testRunId')}_`;
 
 function reachable(url: string, defaultPort: number): Promise<boolean> {
   const parsed = new URL(url);
@@ -45,7 +49,7 @@ for (const [name, available] of [
 
 /** A fresh, empty database for one test file; `drop()` removes it. */
 export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
-  const name = `${TEST_DATABASE_PREFIX}${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const name = `${TEST_DATABASE_PREFIX}${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
   await admin.connect();
   try {
@@ -71,4 +75,5 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
 }
 
 /** A stream name no other test uses. */
-export const uniqueStream = (label: string): string => `ag-test:${label}:${randomBytes(5).toString('hex')}`;
+export const uniqueStream = (label: string): string =>
+  `ag-test:${inject('testRunId')}:${label}:${randomBytes(5).toString('hex')}`;
