@@ -4,6 +4,7 @@ import { EVENT_TYPES, toFieldProblems } from '../ingest/event.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventQueries } from '../query/event-queries.js';
 import type { StoredEvent } from '../store/event-store.js';
+import { buildOpenApiDocument } from './openapi.js';
 import type { Route } from './server.js';
 
 export interface ReadinessCheck {
@@ -35,6 +36,7 @@ export function createRestRoutes(deps: {
   readiness: readonly ReadinessCheck[];
   version: string;
 }): Route[] {
+  const openApiDocument = buildOpenApiDocument(deps.version);
   return [
     {
       method: 'POST',
@@ -82,6 +84,30 @@ export function createRestRoutes(deps: {
           },
         };
       },
+    },
+    {
+      method: 'GET',
+      path: '/events/types',
+      scope: 'read',
+      async handle() {
+        const types = await deps.events.eventTypes();
+        return {
+          status: 200,
+          body: {
+            event_types: types.map((type) => ({
+              event_type: type.eventType,
+              count: type.count,
+              last_seen_at: type.lastSeenAt.toISOString(),
+            })),
+          },
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/openapi.json',
+      scope: null,
+      handle: () => ({ status: 200, body: openApiDocument }),
     },
     {
       method: 'GET',
