@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/index.js';
 import { createGraphQLRoutes } from '../graphql/server.js';
 import { createHttpApp } from '../http/server.js';
-import { createRestRoutes } from '../http/routes.js';
+import { createOperationalRoutes, createRestRoutes, type ReadinessCheck } from '../http/routes.js';
 import { createEventQueries } from '../query/event-queries.js';
 import { createIngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../observability/logger.js';
+import { boundedLabel, type Metrics } from '../observability/metrics.js';
 import { createAuthenticator, type KnownKey } from '../security/authenticate.js';
 import { createWorker } from '../worker/worker.js';
 import { consumerNameFor, type Backends } from './backends.js';
@@ -18,19 +19,43 @@ export interface RunningRole {
   stop(): Promise<void>;
 }
 
-/** The API role: REST shim (and later GraphQL) on every configured port. */
-export async function startApi(deps: {
+interface RoleDeps {
   config: Config;
   logger: Logger;
   backends: Backends;
-  keys: readonly KnownKey[];
-}): Promise<RunningRole & { ports: number[] }> {
-  const { config, logger, backends } = deps;
-  const ingest = createIngestService({ queue: backends.queue, loggingEnabled: config.loggingEnabled });
+  metrics: Metrics;
+}
+
+function readinessChecks(backends: Backends): ReadinessCheck[] {
+  return [
+    { name: 'database', check: async () => void (await backends.db.query('SELECT 1')) },
+    { name: 'queue', check: async () => void (await backends.queue.stats()) },
+  ];
+}
+
+/** The API role: GraphQL and the REST shim on every configured port. */
+export async function startApi(
+  deps: RoleDeps & { keys: readonly KnownKey[] },
+): Promise<RunningRole & { ports: number[] }> {
+  const { config, logger, backends, metrics } = deps;
+  const modelLabel = boundedLabel(50);
+  const ingest = createIngestService({
+    queue: backends.queue,
+    loggingEnabled: config.loggingEnabled,
+    onAccepted: (event) => {
+      metrics.logEvents.inc({ event_type: event.eventType });
+      if (event.eventType === 'llm_query_sent') {
+        const model = event.payload['model'];
+        metrics.llmQueries.inc({ model: modelLabel(typeof model === 'string' ? model : 'unknown') });
+      }
+    },
+  });
   const events = createEventQueries({ store: backends.store });
-  const authenticator = createAuthenticator(deps.keys);
+  const authenticator = createAuthenticator(deps.keys, {
+    onFailure: (reason) => metrics.authFailures.inc({ reason }),
+  });
   const graphql = await createGraphQLRoutes(
-    { authenticator, ingest, events },
+    { authenticator, ingest, events, onForbidden: () => metrics.authFailures.inc({ reason: 'scope' }) },
     {
       logger,
       introspection: config.graphql.introspection,
@@ -40,19 +65,13 @@ export async function startApi(deps: {
   const app = createHttpApp({
     routes: [
       ...graphql.routes,
-      ...createRestRoutes({
-        ingest,
-        events,
-        version: VERSION,
-        readiness: [
-          { name: 'database', check: async () => void (await backends.db.query('SELECT 1')) },
-          { name: 'queue', check: async () => void (await backends.queue.stats()) },
-        ],
-      }),
+      ...createRestRoutes({ ingest, events, version: VERSION }),
+      ...createOperationalRoutes({ version: VERSION, readiness: readinessChecks(backends), metrics }),
     ],
     authenticator,
     logger,
     maxBodyBytes: config.http.maxBodyBytes,
+    metrics,
   });
   const ports = await app.listen(config.http.ports, config.http.host);
   logger.info({ ports, host: config.http.host }, 'API listening');
@@ -65,17 +84,47 @@ export async function startApi(deps: {
   };
 }
 
-/** The worker role: queue to database. */
-export function startWorkerRole(deps: { config: Config; logger: Logger; backends: Backends }): RunningRole {
+/**
+ * The worker role: queue to database. Alone in its process it also serves
+ * `/metrics` and the health checks on METRICS_PORT, for Prometheus and orchestrators.
+ */
+export async function startWorkerRole(
+  deps: RoleDeps & { serveMetrics: boolean },
+): Promise<RunningRole & { metricsPort?: number }> {
+  const { config, metrics, backends } = deps;
   const worker = createWorker({
-    queue: deps.backends.queue,
-    store: deps.backends.store,
+    queue: backends.queue,
+    store: backends.store,
     logger: deps.logger.child({ role: 'worker' }),
-    consumerName: consumerNameFor(deps.config),
-    batchSize: deps.config.worker.batchSize,
-    claimIdleMs: deps.config.worker.claimIdleMs,
-    drainQueueOnStop: deps.config.queue.kind === 'memory',
+    consumerName: consumerNameFor(config),
+    batchSize: config.worker.batchSize,
+    claimIdleMs: config.worker.claimIdleMs,
+    drainQueueOnStop: config.queue.kind === 'memory',
+    onPersisted: (count, seconds) => {
+      metrics.eventsPersisted.inc(count);
+      metrics.batchSize.observe(count);
+      metrics.persistDuration.observe(seconds);
+    },
+    onRetry: (operation) => metrics.persistRetries.inc({ operation }),
+    onDeadLetter: (_reason, cause) => metrics.deadLettered.inc({ cause }),
   });
   worker.start();
-  return { stop: () => worker.stop(deps.config.shutdownTimeoutMs) };
+  if (!deps.serveMetrics) return { stop: () => worker.stop(config.shutdownTimeoutMs) };
+
+  const app = createHttpApp({
+    routes: createOperationalRoutes({ version: VERSION, readiness: readinessChecks(backends), metrics }),
+    authenticator: createAuthenticator([]),
+    logger: deps.logger,
+    maxBodyBytes: 1024,
+    metrics,
+  });
+  const [metricsPort] = await app.listen([config.worker.metricsPort], config.http.host);
+  deps.logger.info({ port: metricsPort }, 'worker metrics listening');
+  return {
+    metricsPort,
+    async stop() {
+      await worker.stop(config.shutdownTimeoutMs);
+      await app.close(1000);
+    },
+  };
 }

@@ -1,13 +1,14 @@
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { KnownKey } from '../security/authenticate.js';
+import { createMetrics } from '../observability/metrics.js';
 import { openBackends, type Backends } from './backends.js';
 import { startApi, startWorkerRole, type RunningRole } from './roles.js';
 
 export type Role = 'all' | 'serve' | 'worker';
 
 export interface Running {
-  /** Bound HTTP ports (none for `worker`). */
+  /** Bound HTTP ports: the API's, or a lone worker's metrics port. */
   ports: number[];
   backends: Backends;
   /** Stops accepting, drains, closes connections. */
@@ -23,15 +24,27 @@ export async function startAuditgraph(options: {
 }): Promise<Running> {
   const { role, config, logger } = options;
   const backends = await openBackends(config);
+  const metrics = createMetrics();
+  metrics.watchQueue(() => backends.queue.stats());
   const parts: RunningRole[] = [];
   let ports: number[] = [];
   try {
     if (role !== 'worker') {
-      const api = await startApi({ config, logger, backends, keys: options.keys });
+      const api = await startApi({ config, logger, backends, metrics, keys: options.keys });
       ports = api.ports;
       parts.push(api);
     }
-    if (role !== 'serve') parts.push(startWorkerRole({ config, logger, backends }));
+    if (role !== 'serve') {
+      const worker = await startWorkerRole({
+        config,
+        logger,
+        backends,
+        metrics,
+        serveMetrics: role === 'worker',
+      });
+      if (worker.metricsPort !== undefined) ports = [worker.metricsPort];
+      parts.push(worker);
+    }
   } catch (error) {
     for (const part of parts) await part.stop();
     await backends.close();

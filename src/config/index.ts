@@ -79,6 +79,7 @@ export const environmentSchema = z.object({
     .regex(/^[A-Za-z0-9:_.-]+$/, 'may hold letters, digits and : _ . - only')
     .optional(),
   WORKER_CLAIM_IDLE_MS: positiveInt(24 * 3600 * 1000).optional(),
+  METRICS_PORT: port.optional(),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10 * 60 * 1000).optional(),
 });
 
@@ -103,7 +104,8 @@ export interface Config {
   /** Introspection answers by default, except in production. */
   graphql: { introspection: boolean };
   dataDir: string;
-  worker: { batchSize: number; consumerName: string | undefined; claimIdleMs: number };
+  /** `metricsPort`: where a worker-only process serves /metrics and health. */
+  worker: { batchSize: number; consumerName: string | undefined; claimIdleMs: number; metricsPort: number };
   shutdownTimeoutMs: number;
   /** True when nothing external is configured: PGlite and the in-process queue. */
   embedded: boolean;
@@ -168,6 +170,7 @@ export function loadConfig(
       batchSize: env.WORKER_BATCH_SIZE ?? 1000,
       consumerName: env.WORKER_CONSUMER_NAME,
       claimIdleMs: env.WORKER_CLAIM_IDLE_MS ?? 30_000,
+      metricsPort: env.METRICS_PORT ?? 9464,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS ?? 25_000,
     embedded: database.kind === 'pglite' && queue.kind === 'memory',

@@ -9,12 +9,15 @@ export interface GraphQLContext {
   principal: Principal;
   ingest: IngestService;
   events: EventQueries;
+  /** Counts a refusal for a missing scope (metrics). */
+  onForbidden?: () => void;
 }
 
 export interface GraphQLServices {
   authenticator: Authenticator;
   ingest: IngestService;
   events: EventQueries;
+  onForbidden?: () => void;
 }
 
 /**
@@ -29,6 +32,7 @@ export function createContextFunction(services: GraphQLServices) {
         principal: services.authenticator.authenticate(presentedKey),
         ingest: services.ingest,
         events: services.events,
+        onForbidden: services.onForbidden,
       };
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
@@ -42,6 +46,7 @@ export function createContextFunction(services: GraphQLServices) {
 /** @throws AppError FORBIDDEN when the caller's key lacks `scope`. */
 export function requireScope(context: GraphQLContext, scope: Scope): void {
   if (!context.principal.scopes.includes(scope)) {
+    context.onForbidden?.();
     throw new AppError('FORBIDDEN', `This API key lacks the '${scope}' scope.`);
   }
 }

@@ -5,6 +5,7 @@ import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventQueries } from '../query/event-queries.js';
 import type { StoredEvent } from '../store/event-store.js';
 import { buildOpenApiDocument } from './openapi.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Route } from './server.js';
 
 export interface ReadinessCheck {
@@ -33,7 +34,6 @@ const eventsQuerySchema = z.strictObject({
 export function createRestRoutes(deps: {
   ingest: IngestService;
   events: EventQueries;
-  readiness: readonly ReadinessCheck[];
   version: string;
 }): Route[] {
   const openApiDocument = buildOpenApiDocument(deps.version);
@@ -109,6 +109,16 @@ export function createRestRoutes(deps: {
       scope: null,
       handle: () => ({ status: 200, body: openApiDocument }),
     },
+  ];
+}
+
+/** Routes for operators, open without a key: liveness, readiness, metrics. */
+export function createOperationalRoutes(deps: {
+  version: string;
+  readiness: readonly ReadinessCheck[];
+  metrics: Metrics;
+}): Route[] {
+  return [
     {
       method: 'GET',
       path: '/health',
@@ -137,6 +147,19 @@ export function createRestRoutes(deps: {
         return {
           status: ready ? 200 : 503,
           body: { status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(results) },
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      scope: null,
+      async handle() {
+        return {
+          status: 200,
+          body: await deps.metrics.registry.metrics(),
+          headers: { 'content-type': deps.metrics.registry.contentType },
+          raw: true,
         };
       },
     },

@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import { presentedKey, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';
 import { readJsonBody } from './body.js';
 import { toErrorResponse } from './error-response.js';
@@ -35,6 +36,7 @@ export interface HttpAppOptions {
   authenticator: Authenticator;
   logger: Logger;
   maxBodyBytes: number;
+  metrics?: Metrics;
 }
 
 /**
@@ -50,10 +52,16 @@ export function createHttpApp(options: HttpAppOptions) {
     table.set(route.path, byMethod);
   }
 
-  async function dispatch(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async function dispatch(
+    request: IncomingMessage,
+    response: ServerResponse,
+    matched: { route: string },
+  ): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    const byMethod = table.get(url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname);
+    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    const byMethod = table.get(path);
     if (!byMethod) throw new AppError('NOT_FOUND', `No route for ${url.pathname}.`);
+    matched.route = path;
     const route = byMethod.get(request.method ?? 'GET');
     if (!route) {
       response.setHeader('allow', [...byMethod.keys()].join(', '));
@@ -63,6 +71,7 @@ export function createHttpApp(options: HttpAppOptions) {
     if (route.scope !== null) {
       principal = options.authenticator.authenticate(presentedKey(request.headers));
       if (!principal.scopes.includes(route.scope)) {
+        options.metrics?.authFailures.inc({ reason: 'scope' });
         throw new AppError('FORBIDDEN', `This API key lacks the '${route.scope}' scope.`);
       }
     }
@@ -76,8 +85,19 @@ export function createHttpApp(options: HttpAppOptions) {
     else send(response, result.status, result.body, result.headers);
   }
 
+  const observe = (request: IncomingMessage, response: ServerResponse, route: string, startedAt: number) => {
+    if (!options.metrics) return;
+    const method = request.method ?? 'GET';
+    options.metrics.apiRequests.inc({ method, route, status: String(response.statusCode) });
+    options.metrics.requestDuration.observe({ method, route }, (performance.now() - startedAt) / 1000);
+  };
+
   const handler = (request: IncomingMessage, response: ServerResponse): void => {
-    dispatch(request, response).catch((error: unknown) => {
+    const startedAt = performance.now();
+    // Labelled by the route table's path, never the raw URL, so label values stay bounded.
+    const matched = { route: 'unmatched' };
+    response.once('finish', () => observe(request, response, matched.route, startedAt));
+    dispatch(request, response, matched).catch((error: unknown) => {
       const { status, body, headers } = toErrorResponse(error);
       if (status >= 500 && !(error instanceof AppError)) {
         options.logger.error({ err: error, method: request.method, path: request.url }, 'request failed');

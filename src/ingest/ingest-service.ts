@@ -14,6 +14,8 @@ export interface IngestServiceDeps {
   /** The spec's LOGGING_ENABLED: when false, events are validated and acknowledged but not kept. */
   loggingEnabled: boolean;
   now?: () => Date;
+  /** Called for each event once the queue holds it (metrics). */
+  onAccepted?: (event: QueuedEvent) => void;
 }
 
 /**
@@ -21,7 +23,18 @@ export interface IngestServiceDeps {
  * `logEvent`). It validates, assigns the id, and answers once the queue holds
  * the event; persistence happens later in the worker.
  */
-export function createIngestService({ queue, loggingEnabled, now = () => new Date() }: IngestServiceDeps) {
+export function createIngestService({
+  queue,
+  loggingEnabled,
+  now = () => new Date(),
+  onAccepted,
+}: IngestServiceDeps) {
+  const enqueue = async (events: readonly QueuedEvent[]) => {
+    if (!loggingEnabled || events.length === 0) return;
+    await queue.enqueue(events.map((event) => JSON.stringify(event)));
+    if (onAccepted) for (const event of events) onAccepted(event);
+  };
+
   type Prepared = { ok: true; event: QueuedEvent } | { ok: false; problems: FieldProblem[] };
 
   function prepare(body: unknown, principal: Principal, receivedAt: string): Prepared {
@@ -63,7 +76,7 @@ export function createIngestService({ queue, loggingEnabled, now = () => new Dat
       const prepared = prepare(body, principal, now().toISOString());
       if (!prepared.ok) throw invalidEvent(prepared.problems);
       const { event } = prepared;
-      if (loggingEnabled) await queue.enqueue([JSON.stringify(event)]);
+      await enqueue([event]);
       return { id: event.id };
     },
 
@@ -79,8 +92,7 @@ export function createIngestService({ queue, loggingEnabled, now = () => new Dat
       const receivedAt = now().toISOString();
       const prepared = bodies.map((body) => prepare(body, principal, receivedAt));
       const events = prepared.flatMap((item) => (item.ok ? [item.event] : []));
-      if (loggingEnabled && events.length > 0)
-        await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      await enqueue(events);
       return prepared.map((item) => (item.ok ? { ok: true, id: item.event.id } : item));
     },
 
@@ -100,8 +112,7 @@ export function createIngestService({ queue, loggingEnabled, now = () => new Dat
             problems.push({ ...problem, field: `[${index}].${problem.field}` });
       });
       if (problems.length > 0) throw badRequest('Invalid events', problems);
-      if (loggingEnabled && events.length > 0)
-        await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      await enqueue(events);
       return events.map((event) => ({ id: event.id }));
     },
   };

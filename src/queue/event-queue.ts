@@ -47,7 +47,12 @@ export interface QueueStats {
   /** Entries not yet acknowledged: waiting plus in flight. */
   depth: number;
   deadLetters: number;
+  /** Age of the oldest entry not yet acknowledged, or null when there is none. */
+  oldestAgeMs: number | null;
 }
+
+/** The time part of a stream-style entry id (`<ms>-<seq>`). */
+export const entryTimeMs = (id: string): number => Number(id.slice(0, id.indexOf('-')));
 
 /** Seconds a producer is told to wait when the queue is at its high-water mark. */
 export const QUEUE_FULL_RETRY_AFTER_SECONDS = 1;

@@ -1,5 +1,6 @@
 import { queueFull } from '../errors.js';
 import {
+  entryTimeMs,
   QUEUE_FULL_RETRY_AFTER_SECONDS,
   type DeadLetter,
   type EventQueue,
@@ -125,7 +126,14 @@ export function createMemoryQueue(options: { maxLength: number; now?: () => numb
     },
 
     async stats(): Promise<QueueStats> {
-      return { depth: depth(), deadLetters: deadLetters.length };
+      // Pending entries keep their delivery order, so the first is the oldest of them.
+      const oldestIds = [pending.keys().next().value, waiting[head]?.id].filter((id) => id !== undefined);
+      const oldest = oldestIds.length === 0 ? null : Math.min(...oldestIds.map(entryTimeMs));
+      return {
+        depth: depth(),
+        deadLetters: deadLetters.length,
+        oldestAgeMs: oldest === null ? null : now() - oldest,
+      };
     },
 
     async close() {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { queueFull, serviceUnavailable } from '../errors.js';
 import {
+  entryTimeMs,
   QUEUE_FULL_RETRY_AFTER_SECONDS,
   type DeadLetter,
   type EventQueue,
@@ -178,11 +179,18 @@ export async function createRedisQueue(options: RedisQueueOptions): Promise<Even
     },
 
     async stats(): Promise<QueueStats> {
-      const [depth, deadLetters] = await Promise.all([
+      // Acknowledged entries are deleted, so the stream's first entry is the oldest unacknowledged one.
+      const [depth, deadLetters, first] = await Promise.all([
         commands.xlen(options.stream),
         commands.xlen(deadStream),
+        commands.xrange(options.stream, '-', '+', 'COUNT', 1),
       ]);
-      return { depth, deadLetters };
+      const oldestId = first[0]?.[0];
+      return {
+        depth,
+        deadLetters,
+        oldestAgeMs: oldestId === undefined ? null : Math.max(0, Date.now() - entryTimeMs(oldestId)),
+      };
     },
 
     async close() {

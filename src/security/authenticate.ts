@@ -23,7 +23,10 @@ export const digestSecret = (secret: string): Buffer => createHash('sha256').upd
  * GraphQL context, WebSocket `connection_init`). Digests are compared in
  * constant time, so response timing reveals nothing about a key's bytes.
  */
-export function createAuthenticator(keys: readonly KnownKey[]) {
+export function createAuthenticator(
+  keys: readonly KnownKey[],
+  options: { onFailure?: (reason: 'missing' | 'unknown') => void } = {},
+) {
   return {
     /**
      * @param presented the secret from `X-API-Key` or `Authorization: Bearer`.
@@ -31,13 +34,17 @@ export function createAuthenticator(keys: readonly KnownKey[]) {
      */
     authenticate(presented: string | undefined): Principal {
       if (presented === undefined || presented === '') {
+        options.onFailure?.('missing');
         throw unauthenticated('Missing API key: send it in the X-API-Key header.');
       }
       const digest = digestSecret(presented);
       let match: KnownKey | undefined;
       // Compare against every key, even after a match, so the time taken does not depend on which key matched.
       for (const key of keys) if (timingSafeEqual(key.sha256, digest)) match = key;
-      if (!match) throw unauthenticated('Invalid API key.');
+      if (!match) {
+        options.onFailure?.('unknown');
+        throw unauthenticated('Invalid API key.');
+      }
       return { keyId: match.id, scopes: match.scopes };
     },
   };

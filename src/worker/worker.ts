@@ -15,9 +15,11 @@ export interface WorkerOptions {
   /** How long one read waits for new entries; also bounds how long `stop()` waits for a read. */
   blockMs?: number;
   backoff?: { initialMs: number; maxMs: number };
-  /** Called after each committed batch (metrics, tests). */
-  onPersisted?: (count: number) => void;
-  onDeadLetter?: (reason: string) => void;
+  /** Called after each committed batch with its size and the insert's duration (metrics, tests). */
+  onPersisted?: (count: number, seconds: number) => void;
+  onDeadLetter?: (reason: string, cause: 'unparseable' | 'unstorable') => void;
+  /** Called before each retry of a transiently failed operation. */
+  onRetry?: (operation: string) => void;
   /**
    * Keep reading after `stop()` until the queue is empty. For the in-process
    * queue, whose entries die with the process; a Redis queue keeps them.
@@ -67,10 +69,15 @@ export function createWorker(options: WorkerOptions) {
   }
 
   async function persist(items: Parsed[]): Promise<void> {
+    let seconds = 0;
     try {
       await withRetry(
         'insert',
-        () => store.insertBatch(items.map((item) => item.event)),
+        async () => {
+          const startedAt = performance.now();
+          await store.insertBatch(items.map((item) => item.event));
+          seconds = (performance.now() - startedAt) / 1000;
+        },
         isTransientStoreError,
       );
     } catch (error) {
@@ -79,7 +86,7 @@ export function createWorker(options: WorkerOptions) {
       // alone, so the events around it are stored and only it is set aside.
       const [only] = items;
       if (items.length === 1 && only) {
-        await deadLetter(only.entry, `insert failed: ${describe(error)}`);
+        await deadLetter(only.entry, `insert failed: ${describe(error)}`, 'unstorable');
         return;
       }
       const middle = Math.ceil(items.length / 2);
@@ -93,17 +100,21 @@ export function createWorker(options: WorkerOptions) {
       () => queue.ack(ids),
       () => true,
     );
-    options.onPersisted?.(items.length);
+    options.onPersisted?.(items.length, seconds);
   }
 
-  async function deadLetter(entry: QueueEntry, reason: string): Promise<void> {
+  async function deadLetter(
+    entry: QueueEntry,
+    reason: string,
+    cause: 'unparseable' | 'unstorable',
+  ): Promise<void> {
     logger.error({ entryId: entry.id, reason }, 'event moved to the dead-letter queue');
     await withRetry(
       'dead-letter',
       () => queue.deadLetter(entry, reason),
       () => true,
     );
-    options.onDeadLetter?.(reason);
+    options.onDeadLetter?.(reason, cause);
   }
 
   async function processBatch(entries: QueueEntry[]): Promise<void> {
@@ -111,7 +122,7 @@ export function createWorker(options: WorkerOptions) {
     for (const entry of entries) {
       const event = parseEntry(entry);
       if (event.ok) parsed.push({ entry, event: event.value });
-      else await deadLetter(entry, event.reason);
+      else await deadLetter(entry, event.reason, 'unparseable');
     }
     if (parsed.length > 0) await persist(parsed);
   }

@@ -49,6 +49,7 @@ describe.skipIf(!(postgresAvailable && redisAvailable))('crash recovery across p
       WORKER_BATCH_SIZE: '100',
       WORKER_CLAIM_IDLE_MS: '1000',
       SHUTDOWN_TIMEOUT_MS: '10000',
+      METRICS_PORT: '0',
     };
     const processes: AuditgraphProcess[] = [];
     const start = (role: string) => {

@@ -43,6 +43,23 @@ export function eventQueueContract(
       expect(Date.now() - started).toBeLessThan(4000);
     });
 
+    it('reports the age of the oldest unacknowledged entry, delivered or not, and null when empty', async () => {
+      const queue = await open();
+      expect((await queue.stats()).oldestAgeMs).toBeNull();
+      await queue.enqueue(['old']);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      await queue.enqueue(['new']);
+      const [old] = await queue.read('c', 1, 100);
+      const age = (await queue.stats()).oldestAgeMs;
+      expect(age).toBeGreaterThanOrEqual(50);
+      expect(age).toBeLessThan(5000);
+      await queue.ack([old!.id]);
+      expect((await queue.stats()).oldestAgeMs).toBeLessThan(age!);
+      const rest = await queue.read('c', 10, 100);
+      await queue.ack(rest.map((entry) => entry.id));
+      expect((await queue.stats()).oldestAgeMs).toBeNull();
+    });
+
     it('returns at once from a read that may not wait, even when nothing is queued', async () => {
       const queue = await open();
       const started = Date.now();
@@ -97,7 +114,7 @@ export function eventQueueContract(
       const [poison] = await queue.read('c', 1, 100);
       await queue.deadLetter(poison!, 'cannot be stored');
       const stats = await queue.stats();
-      expect(stats).toEqual({ depth: 1, deadLetters: 1 });
+      expect(stats).toMatchObject({ depth: 1, deadLetters: 1 });
       const [letter] = await queue.listDeadLetters(10);
       expect(letter).toMatchObject({ originalId: poison!.id, body: 'poison', reason: 'cannot be stored' });
       expect(Number.isNaN(Date.parse(letter!.failedAt))).toBe(false);

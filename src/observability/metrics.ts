@@ -1,0 +1,134 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueueStats } from '../queue/event-queue.js';
+
+/**
+ * Every metric the service exports, on one registry per process (passed
+ * explicitly, never the global one). The first five names are the spec's.
+ * Help texts say what a rising value means. Label values are bounded: routes
+ * come from the route table, models are capped (see {@link boundedLabel}).
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  let queueStats: (() => Promise<QueueStats>) | undefined;
+  // One read of the queue serves the three gauges of a scrape.
+  let reading: Promise<QueueStats | undefined> | undefined;
+  const readQueue = (): Promise<QueueStats | undefined> => {
+    reading ??= (queueStats?.() ?? Promise.resolve(undefined))
+      .catch(() => undefined)
+      .finally(() => setImmediate(() => (reading = undefined)));
+    return reading;
+  };
+
+  const metrics = {
+    registry,
+    apiRequests: new Counter({
+      name: 'api_requests_total',
+      help: 'HTTP requests answered, by route and status. A rising 4xx share means callers send bad requests or bad keys; 5xx means auditgraph fails.',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'request_duration_seconds',
+      help: 'Time to answer an HTTP request. A rising tail means the API process is saturated or a backend is slow.',
+      labelNames: ['method', 'route'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    logEvents: new Counter({
+      name: 'log_events_total',
+      help: 'Events accepted into the queue, by type. Its rate is the ingest rate; compare with auditgraph_events_persisted_total.',
+      labelNames: ['event_type'] as const,
+      registers: [registry],
+    }),
+    llmQueries: new Counter({
+      name: 'llm_queries_total',
+      help: 'llm_query_sent events accepted, by model (at most 50 model names, then "other"). A rising rate means rising LLM usage and cost.',
+      labelNames: ['model'] as const,
+      registers: [registry],
+    }),
+    queueSize: new Gauge({
+      name: 'queue_size',
+      help: 'Events queued and not yet stored. Rising means the workers do not keep up, or the database is unavailable.',
+      registers: [registry],
+      async collect() {
+        const stats = await readQueue();
+        if (stats) this.set(stats.depth);
+      },
+    }),
+    queueLag: new Gauge({
+      name: 'auditgraph_queue_lag_seconds',
+      help: 'Age of the oldest event not yet stored. Rising means stored events fall behind accepted ones.',
+      registers: [registry],
+      async collect() {
+        const stats = await readQueue();
+        if (stats) this.set(stats.oldestAgeMs === null ? 0 : stats.oldestAgeMs / 1000);
+      },
+    }),
+    deadLetters: new Gauge({
+      name: 'auditgraph_dead_letters',
+      help: 'Events set aside because they can never be stored. Any rise needs an operator: inspect the dead-letter stream.',
+      registers: [registry],
+      async collect() {
+        const stats = await readQueue();
+        if (stats) this.set(stats.deadLetters);
+      },
+    }),
+    eventsPersisted: new Counter({
+      name: 'auditgraph_events_persisted_total',
+      help: 'Events committed to the database by this process. Its rate is the persistence rate.',
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: 'auditgraph_persist_batch_size',
+      help: 'Events per committed batch. Small batches under load mean the worker reads faster than events arrive.',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000],
+      registers: [registry],
+    }),
+    persistDuration: new Histogram({
+      name: 'auditgraph_persist_duration_seconds',
+      help: 'Time to commit one batch. Rising means the database is slowing down.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    persistRetries: new Counter({
+      name: 'auditgraph_persist_retries_total',
+      help: 'Transient failures retried by the worker (database or queue unavailable). Rising means a backend is failing.',
+      labelNames: ['operation'] as const,
+      registers: [registry],
+    }),
+    deadLettered: new Counter({
+      name: 'auditgraph_dead_lettered_total',
+      help: 'Events this process moved to the dead-letter stream, by cause.',
+      labelNames: ['cause'] as const,
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'auditgraph_auth_failures_total',
+      help: 'Requests refused for a missing, unknown or under-scoped key. A sudden rise means a misconfigured caller or probing.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    /** Makes the queue gauges read `stats` at each scrape. */
+    watchQueue(stats: () => Promise<QueueStats>): void {
+      queueStats = stats;
+    },
+  };
+  return metrics;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Keeps a label's values bounded: the first `max` distinct values pass, the
+ * rest become "other", so a caller inventing names cannot grow the registry.
+ */
+export function boundedLabel(max: number): (value: string) => string {
+  const seen = new Set<string>();
+  return (value) => {
+    if (seen.has(value)) return value;
+    if (seen.size >= max) return 'other';
+    seen.add(value);
+    return value;
+  };
+}
