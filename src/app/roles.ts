@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { createAnalyticsService } from '../analytics/analytics-service.js';
 import type { Config } from '../config/index.js';
+import { createAnalyticsRoutes } from '../http/analytics-routes.js';
+import { createAnalyticsStore } from '../store/analytics-store.js';
 import { createGraphQLRoutes } from '../graphql/server.js';
 import { createHttpApp } from '../http/server.js';
 import { createOperationalRoutes, createRestRoutes, type ReadinessCheck } from '../http/routes.js';
@@ -51,11 +54,18 @@ export async function startApi(
     },
   });
   const events = createEventQueries({ store: backends.store });
+  const analytics = createAnalyticsService({ store: createAnalyticsStore(backends.db) });
   const authenticator = createAuthenticator(deps.keys, {
     onFailure: (reason) => metrics.authFailures.inc({ reason }),
   });
   const graphql = await createGraphQLRoutes(
-    { authenticator, ingest, events, onForbidden: () => metrics.authFailures.inc({ reason: 'scope' }) },
+    {
+      authenticator,
+      ingest,
+      events,
+      analytics,
+      onForbidden: () => metrics.authFailures.inc({ reason: 'scope' }),
+    },
     {
       logger,
       introspection: config.graphql.introspection,
@@ -66,6 +76,7 @@ export async function startApi(
     routes: [
       ...graphql.routes,
       ...createRestRoutes({ ingest, events, version: VERSION }),
+      ...createAnalyticsRoutes(analytics),
       ...createOperationalRoutes({ version: VERSION, readiness: readinessChecks(backends), metrics }),
     ],
     authenticator,

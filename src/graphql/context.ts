@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import type { AnalyticsService } from '../analytics/analytics-service.js';
 import { AppError, graphqlCodeOf, httpStatusOf } from '../errors.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventQueries } from '../query/event-queries.js';
@@ -9,6 +10,7 @@ export interface GraphQLContext {
   principal: Principal;
   ingest: IngestService;
   events: EventQueries;
+  analytics: AnalyticsService;
   /** Counts a refusal for a missing scope (metrics). */
   onForbidden?: () => void;
 }
@@ -17,6 +19,7 @@ export interface GraphQLServices {
   authenticator: Authenticator;
   ingest: IngestService;
   events: EventQueries;
+  analytics: AnalyticsService;
   onForbidden?: () => void;
 }
 
@@ -32,6 +35,7 @@ export function createContextFunction(services: GraphQLServices) {
         principal: services.authenticator.authenticate(presentedKey),
         ingest: services.ingest,
         events: services.events,
+        analytics: services.analytics,
         onForbidden: services.onForbidden,
       };
     } catch (error) {

@@ -1,3 +1,4 @@
+import { windowOf } from '../analytics/analytics-service.js';
 import { AppError, badRequest, type FieldProblem } from '../errors.js';
 import { encodeCursor, MAX_PAGE_SIZE } from '../query/event-queries.js';
 import type { Resolvers, LogEventInput, EventFilter } from './generated/resolvers-types.js';
@@ -41,6 +42,11 @@ function toFilter(filter: EventFilter | null | undefined) {
   };
 }
 
+/** What `Query.analytics` resolves to: each section is read only when selected. */
+export interface AnalyticsParent {
+  days: number;
+}
+
 export const resolvers: Resolvers = {
   DateTime: DateTimeScalar,
   JSON: JSONScalar,
@@ -63,6 +69,21 @@ export const resolvers: Resolvers = {
       requireScope(context, 'read');
       return context.events.eventTypes();
     },
+    analytics(_parent, { days }, context) {
+      requireScope(context, 'read');
+      windowOf(days, new Date()); // refuses a bad `days` here, once, rather than in each section
+      return { days };
+    },
+  },
+
+  LlmUsageStats: {
+    __resolveType: (stats) => ('model' in stats ? 'LlmModelAnalytics' : 'LlmTotals'),
+  },
+
+  Analytics: {
+    usage: ({ days }, _args, context) => context.analytics.usage(days),
+    llm: ({ days }, _args, context) => context.analytics.llm(days),
+    performance: ({ days }, _args, context) => context.analytics.performance(days),
   },
 
   Mutation: {

@@ -1,3 +1,4 @@
+import { insertWithRollupsSql } from './analytics-store.js';
 import type { Database } from './database.js';
 import type { Prisma } from './generated/prisma/client.js';
 
@@ -75,6 +76,9 @@ export function createEventStore(db: Database) {
     /**
      * Persists a batch in one statement. Idempotent on the event id: events
      * already stored are skipped, so a redelivered batch never duplicates.
+     * The same statement adds the rows it inserted, and only those, to the
+     * analytics rollups (src/store/analytics-store.ts), so they commit or roll
+     * back with the events and a redelivery is never counted twice.
      * @returns how many rows were new.
      */
     async insertBatch(events: readonly NewEvent[]): Promise<{ inserted: number }> {
@@ -90,10 +94,7 @@ export function createEventStore(db: Database) {
       ];
       const inserted = await db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [SEQ_ORDER_LOCK_KEY]);
-        const rows = await tx.query<{ inserted: number }>(
-          `WITH inserted AS (${INSERT_BATCH} RETURNING 1) SELECT count(*)::int AS inserted FROM inserted`,
-          params,
-        );
+        const rows = await tx.query<{ inserted: number }>(insertWithRollupsSql(INSERT_BATCH), params);
         return rows[0]?.inserted ?? 0;
       });
       return { inserted };
@@ -128,18 +129,25 @@ export function createEventStore(db: Database) {
       return row ? toStoredEvent(row) : null;
     },
 
-    /** Each event type stored, with its count and when it was last received. */
+    /**
+     * Each event type stored, with its count and when it was last received.
+     * Counts come from the hourly rollup (a few rows per type and hour), and the
+     * last-seen time from each type's newest row through the (event_type, seq)
+     * index, so the cost does not grow with the number of events.
+     */
     async eventTypeStats(): Promise<Array<{ eventType: string; count: number; lastSeenAt: Date }>> {
-      const groups = await db.prisma.auditEvent.groupBy({
-        by: ['eventType'],
-        _count: { _all: true },
-        _max: { receivedAt: true },
-        orderBy: { eventType: 'asc' },
-      });
-      return groups.map((group) => ({
-        eventType: group.eventType,
-        count: group._count._all,
-        lastSeenAt: group._max.receivedAt ?? new Date(0),
+      const rows = await db.query<{ event_type: string; count: string; last_seen_at: Date }>(
+        `SELECT counts.event_type, counts.events::text AS count, newest.received_at AS last_seen_at
+           FROM (SELECT event_type, sum(events) AS events FROM analytics_event_counts GROUP BY event_type) counts
+           CROSS JOIN LATERAL (
+             SELECT received_at FROM audit_events WHERE event_type = counts.event_type ORDER BY seq DESC LIMIT 1
+           ) newest
+          ORDER BY counts.event_type`,
+      );
+      return rows.map((row) => ({
+        eventType: row.event_type,
+        count: Number(row.count),
+        lastSeenAt: new Date(row.last_seen_at),
       }));
     },
 

@@ -22,3 +22,35 @@ export * from './enums.ts';
  * One accepted audit event. Rows are written once by the worker and never updated.
  */
 export type AuditEvent = Prisma.AuditEventModel
+/**
+ * Model AnalyticsEventCount
+ * Events per UTC hour and event type.
+ */
+export type AnalyticsEventCount = Prisma.AnalyticsEventCountModel
+/**
+ * Model AnalyticsLlmUsage
+ * LLM traffic per UTC hour and model (payload `model`, "unknown" when absent).
+ */
+export type AnalyticsLlmUsage = Prisma.AnalyticsLlmUsageModel
+/**
+ * Model AnalyticsHistogramHourly
+ * Log-binned histograms of durations per UTC hour (src/analytics/histogram.ts defines the bins).
+ * Read only for the hours of a window's first, partial day; whole days come from the daily table.
+ */
+export type AnalyticsHistogramHourly = Prisma.AnalyticsHistogramHourlyModel
+/**
+ * Model AnalyticsHistogramDaily
+ * The same histograms per UTC day, so a 30-day window reads ~30 buckets instead of ~720.
+ */
+export type AnalyticsHistogramDaily = Prisma.AnalyticsHistogramDailyModel
+/**
+ * Model AnalyticsSessionActivity
+ * The UTC hour of each session's latest event. No index besides the key, so updates can stay HOT.
+ */
+export type AnalyticsSessionActivity = Prisma.AnalyticsSessionActivityModel
+/**
+ * Model AnalyticsSessionLastSeen
+ * How many sessions have their latest event in each UTC hour. Every session is counted in exactly
+ * one hour, so the distinct sessions active since hour H are the sum over the hours from H on.
+ */
+export type AnalyticsSessionLastSeen = Prisma.AnalyticsSessionLastSeenModel

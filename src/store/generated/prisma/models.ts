@@ -9,4 +9,10 @@
  * 🟢 You can import this file directly.
  */
 export type * from './models/AuditEvent.ts'
+export type * from './models/AnalyticsEventCount.ts'
+export type * from './models/AnalyticsLlmUsage.ts'
+export type * from './models/AnalyticsHistogramHourly.ts'
+export type * from './models/AnalyticsHistogramDaily.ts'
+export type * from './models/AnalyticsSessionActivity.ts'
+export type * from './models/AnalyticsSessionLastSeen.ts'
 export type * from './commonInputTypes.ts'

@@ -397,7 +397,13 @@ type FieldRefInputType<Model, FieldType> = Model extends never ? never : FieldRe
 
 
 export const ModelName = {
-  AuditEvent: 'AuditEvent'
+  AuditEvent: 'AuditEvent',
+  AnalyticsEventCount: 'AnalyticsEventCount',
+  AnalyticsLlmUsage: 'AnalyticsLlmUsage',
+  AnalyticsHistogramHourly: 'AnalyticsHistogramHourly',
+  AnalyticsHistogramDaily: 'AnalyticsHistogramDaily',
+  AnalyticsSessionActivity: 'AnalyticsSessionActivity',
+  AnalyticsSessionLastSeen: 'AnalyticsSessionLastSeen'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -413,7 +419,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "auditEvent"
+    modelProps: "auditEvent" | "analyticsEventCount" | "analyticsLlmUsage" | "analyticsHistogramHourly" | "analyticsHistogramDaily" | "analyticsSessionActivity" | "analyticsSessionLastSeen"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -491,6 +497,450 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    AnalyticsEventCount: {
+      payload: Prisma.$AnalyticsEventCountPayload<ExtArgs>
+      fields: Prisma.AnalyticsEventCountFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AnalyticsEventCountFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AnalyticsEventCountFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>
+        }
+        findFirst: {
+          args: Prisma.AnalyticsEventCountFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AnalyticsEventCountFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>
+        }
+        findMany: {
+          args: Prisma.AnalyticsEventCountFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>[]
+        }
+        create: {
+          args: Prisma.AnalyticsEventCountCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>
+        }
+        createMany: {
+          args: Prisma.AnalyticsEventCountCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AnalyticsEventCountCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>[]
+        }
+        delete: {
+          args: Prisma.AnalyticsEventCountDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>
+        }
+        update: {
+          args: Prisma.AnalyticsEventCountUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>
+        }
+        deleteMany: {
+          args: Prisma.AnalyticsEventCountDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AnalyticsEventCountUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AnalyticsEventCountUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>[]
+        }
+        upsert: {
+          args: Prisma.AnalyticsEventCountUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsEventCountPayload>
+        }
+        aggregate: {
+          args: Prisma.AnalyticsEventCountAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAnalyticsEventCount>
+        }
+        groupBy: {
+          args: Prisma.AnalyticsEventCountGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsEventCountGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AnalyticsEventCountCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsEventCountCountAggregateOutputType> | number
+        }
+      }
+    }
+    AnalyticsLlmUsage: {
+      payload: Prisma.$AnalyticsLlmUsagePayload<ExtArgs>
+      fields: Prisma.AnalyticsLlmUsageFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AnalyticsLlmUsageFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AnalyticsLlmUsageFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>
+        }
+        findFirst: {
+          args: Prisma.AnalyticsLlmUsageFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AnalyticsLlmUsageFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>
+        }
+        findMany: {
+          args: Prisma.AnalyticsLlmUsageFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>[]
+        }
+        create: {
+          args: Prisma.AnalyticsLlmUsageCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>
+        }
+        createMany: {
+          args: Prisma.AnalyticsLlmUsageCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AnalyticsLlmUsageCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>[]
+        }
+        delete: {
+          args: Prisma.AnalyticsLlmUsageDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>
+        }
+        update: {
+          args: Prisma.AnalyticsLlmUsageUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>
+        }
+        deleteMany: {
+          args: Prisma.AnalyticsLlmUsageDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AnalyticsLlmUsageUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AnalyticsLlmUsageUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>[]
+        }
+        upsert: {
+          args: Prisma.AnalyticsLlmUsageUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsLlmUsagePayload>
+        }
+        aggregate: {
+          args: Prisma.AnalyticsLlmUsageAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAnalyticsLlmUsage>
+        }
+        groupBy: {
+          args: Prisma.AnalyticsLlmUsageGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsLlmUsageGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AnalyticsLlmUsageCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsLlmUsageCountAggregateOutputType> | number
+        }
+      }
+    }
+    AnalyticsHistogramHourly: {
+      payload: Prisma.$AnalyticsHistogramHourlyPayload<ExtArgs>
+      fields: Prisma.AnalyticsHistogramHourlyFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AnalyticsHistogramHourlyFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AnalyticsHistogramHourlyFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>
+        }
+        findFirst: {
+          args: Prisma.AnalyticsHistogramHourlyFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AnalyticsHistogramHourlyFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>
+        }
+        findMany: {
+          args: Prisma.AnalyticsHistogramHourlyFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>[]
+        }
+        create: {
+          args: Prisma.AnalyticsHistogramHourlyCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>
+        }
+        createMany: {
+          args: Prisma.AnalyticsHistogramHourlyCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AnalyticsHistogramHourlyCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>[]
+        }
+        delete: {
+          args: Prisma.AnalyticsHistogramHourlyDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>
+        }
+        update: {
+          args: Prisma.AnalyticsHistogramHourlyUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>
+        }
+        deleteMany: {
+          args: Prisma.AnalyticsHistogramHourlyDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AnalyticsHistogramHourlyUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AnalyticsHistogramHourlyUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>[]
+        }
+        upsert: {
+          args: Prisma.AnalyticsHistogramHourlyUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramHourlyPayload>
+        }
+        aggregate: {
+          args: Prisma.AnalyticsHistogramHourlyAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAnalyticsHistogramHourly>
+        }
+        groupBy: {
+          args: Prisma.AnalyticsHistogramHourlyGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsHistogramHourlyGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AnalyticsHistogramHourlyCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsHistogramHourlyCountAggregateOutputType> | number
+        }
+      }
+    }
+    AnalyticsHistogramDaily: {
+      payload: Prisma.$AnalyticsHistogramDailyPayload<ExtArgs>
+      fields: Prisma.AnalyticsHistogramDailyFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AnalyticsHistogramDailyFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AnalyticsHistogramDailyFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>
+        }
+        findFirst: {
+          args: Prisma.AnalyticsHistogramDailyFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AnalyticsHistogramDailyFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>
+        }
+        findMany: {
+          args: Prisma.AnalyticsHistogramDailyFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>[]
+        }
+        create: {
+          args: Prisma.AnalyticsHistogramDailyCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>
+        }
+        createMany: {
+          args: Prisma.AnalyticsHistogramDailyCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AnalyticsHistogramDailyCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>[]
+        }
+        delete: {
+          args: Prisma.AnalyticsHistogramDailyDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>
+        }
+        update: {
+          args: Prisma.AnalyticsHistogramDailyUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>
+        }
+        deleteMany: {
+          args: Prisma.AnalyticsHistogramDailyDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AnalyticsHistogramDailyUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AnalyticsHistogramDailyUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>[]
+        }
+        upsert: {
+          args: Prisma.AnalyticsHistogramDailyUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsHistogramDailyPayload>
+        }
+        aggregate: {
+          args: Prisma.AnalyticsHistogramDailyAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAnalyticsHistogramDaily>
+        }
+        groupBy: {
+          args: Prisma.AnalyticsHistogramDailyGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsHistogramDailyGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AnalyticsHistogramDailyCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsHistogramDailyCountAggregateOutputType> | number
+        }
+      }
+    }
+    AnalyticsSessionActivity: {
+      payload: Prisma.$AnalyticsSessionActivityPayload<ExtArgs>
+      fields: Prisma.AnalyticsSessionActivityFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AnalyticsSessionActivityFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AnalyticsSessionActivityFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>
+        }
+        findFirst: {
+          args: Prisma.AnalyticsSessionActivityFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AnalyticsSessionActivityFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>
+        }
+        findMany: {
+          args: Prisma.AnalyticsSessionActivityFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>[]
+        }
+        create: {
+          args: Prisma.AnalyticsSessionActivityCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>
+        }
+        createMany: {
+          args: Prisma.AnalyticsSessionActivityCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AnalyticsSessionActivityCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>[]
+        }
+        delete: {
+          args: Prisma.AnalyticsSessionActivityDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>
+        }
+        update: {
+          args: Prisma.AnalyticsSessionActivityUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>
+        }
+        deleteMany: {
+          args: Prisma.AnalyticsSessionActivityDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AnalyticsSessionActivityUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AnalyticsSessionActivityUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>[]
+        }
+        upsert: {
+          args: Prisma.AnalyticsSessionActivityUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionActivityPayload>
+        }
+        aggregate: {
+          args: Prisma.AnalyticsSessionActivityAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAnalyticsSessionActivity>
+        }
+        groupBy: {
+          args: Prisma.AnalyticsSessionActivityGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsSessionActivityGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AnalyticsSessionActivityCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsSessionActivityCountAggregateOutputType> | number
+        }
+      }
+    }
+    AnalyticsSessionLastSeen: {
+      payload: Prisma.$AnalyticsSessionLastSeenPayload<ExtArgs>
+      fields: Prisma.AnalyticsSessionLastSeenFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AnalyticsSessionLastSeenFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AnalyticsSessionLastSeenFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>
+        }
+        findFirst: {
+          args: Prisma.AnalyticsSessionLastSeenFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AnalyticsSessionLastSeenFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>
+        }
+        findMany: {
+          args: Prisma.AnalyticsSessionLastSeenFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>[]
+        }
+        create: {
+          args: Prisma.AnalyticsSessionLastSeenCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>
+        }
+        createMany: {
+          args: Prisma.AnalyticsSessionLastSeenCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AnalyticsSessionLastSeenCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>[]
+        }
+        delete: {
+          args: Prisma.AnalyticsSessionLastSeenDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>
+        }
+        update: {
+          args: Prisma.AnalyticsSessionLastSeenUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>
+        }
+        deleteMany: {
+          args: Prisma.AnalyticsSessionLastSeenDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AnalyticsSessionLastSeenUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AnalyticsSessionLastSeenUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>[]
+        }
+        upsert: {
+          args: Prisma.AnalyticsSessionLastSeenUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsSessionLastSeenPayload>
+        }
+        aggregate: {
+          args: Prisma.AnalyticsSessionLastSeenAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAnalyticsSessionLastSeen>
+        }
+        groupBy: {
+          args: Prisma.AnalyticsSessionLastSeenGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsSessionLastSeenGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AnalyticsSessionLastSeenCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsSessionLastSeenCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -543,6 +993,75 @@ export const AuditEventScalarFieldEnum = {
 } as const
 
 export type AuditEventScalarFieldEnum = (typeof AuditEventScalarFieldEnum)[keyof typeof AuditEventScalarFieldEnum]
+
+
+export const AnalyticsEventCountScalarFieldEnum = {
+  bucketHour: 'bucketHour',
+  eventType: 'eventType',
+  events: 'events',
+  maxLagMs: 'maxLagMs'
+} as const
+
+export type AnalyticsEventCountScalarFieldEnum = (typeof AnalyticsEventCountScalarFieldEnum)[keyof typeof AnalyticsEventCountScalarFieldEnum]
+
+
+export const AnalyticsLlmUsageScalarFieldEnum = {
+  bucketHour: 'bucketHour',
+  model: 'model',
+  queries: 'queries',
+  responses: 'responses',
+  failures: 'failures',
+  promptTokens: 'promptTokens',
+  completionTokens: 'completionTokens',
+  cachedTokens: 'cachedTokens',
+  reasoningTokens: 'reasoningTokens',
+  reportedCostUsd: 'reportedCostUsd',
+  uncostedResponses: 'uncostedResponses',
+  uncostedPromptTokens: 'uncostedPromptTokens',
+  uncostedCompletionTokens: 'uncostedCompletionTokens',
+  uncostedCachedTokens: 'uncostedCachedTokens'
+} as const
+
+export type AnalyticsLlmUsageScalarFieldEnum = (typeof AnalyticsLlmUsageScalarFieldEnum)[keyof typeof AnalyticsLlmUsageScalarFieldEnum]
+
+
+export const AnalyticsHistogramHourlyScalarFieldEnum = {
+  metric: 'metric',
+  bucketHour: 'bucketHour',
+  dimension: 'dimension',
+  bin: 'bin',
+  n: 'n'
+} as const
+
+export type AnalyticsHistogramHourlyScalarFieldEnum = (typeof AnalyticsHistogramHourlyScalarFieldEnum)[keyof typeof AnalyticsHistogramHourlyScalarFieldEnum]
+
+
+export const AnalyticsHistogramDailyScalarFieldEnum = {
+  metric: 'metric',
+  bucketDay: 'bucketDay',
+  dimension: 'dimension',
+  bin: 'bin',
+  n: 'n'
+} as const
+
+export type AnalyticsHistogramDailyScalarFieldEnum = (typeof AnalyticsHistogramDailyScalarFieldEnum)[keyof typeof AnalyticsHistogramDailyScalarFieldEnum]
+
+
+export const AnalyticsSessionActivityScalarFieldEnum = {
+  sessionId: 'sessionId',
+  lastSeenHour: 'lastSeenHour',
+  previousSeenHour: 'previousSeenHour'
+} as const
+
+export type AnalyticsSessionActivityScalarFieldEnum = (typeof AnalyticsSessionActivityScalarFieldEnum)[keyof typeof AnalyticsSessionActivityScalarFieldEnum]
+
+
+export const AnalyticsSessionLastSeenScalarFieldEnum = {
+  bucketHour: 'bucketHour',
+  sessions: 'sessions'
+} as const
+
+export type AnalyticsSessionLastSeenScalarFieldEnum = (typeof AnalyticsSessionLastSeenScalarFieldEnum)[keyof typeof AnalyticsSessionLastSeenScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -648,20 +1167,6 @@ export type ListDateTimeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaM
 
 
 /**
- * Reference to a field of type 'Int'
- */
-export type IntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Int'>
-    
-
-
-/**
- * Reference to a field of type 'Int[]'
- */
-export type ListIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Int[]'>
-    
-
-
-/**
  * Reference to a field of type 'Float'
  */
 export type FloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Float'>
@@ -672,6 +1177,20 @@ export type FloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, '
  * Reference to a field of type 'Float[]'
  */
 export type ListFloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Float[]'>
+    
+
+
+/**
+ * Reference to a field of type 'Int'
+ */
+export type IntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Int'>
+    
+
+
+/**
+ * Reference to a field of type 'Int[]'
+ */
+export type ListIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Int[]'>
     
 
 /**
@@ -826,6 +1345,12 @@ export interface PrismaClientOptionsWithAdapter extends PrismaClientBaseOptions 
 export type PrismaClientOptions = PrismaClientOptionsWithAccelerateUrl | PrismaClientOptionsWithAdapter
 export type GlobalOmitConfig = {
   auditEvent?: Prisma.AuditEventOmit
+  analyticsEventCount?: Prisma.AnalyticsEventCountOmit
+  analyticsLlmUsage?: Prisma.AnalyticsLlmUsageOmit
+  analyticsHistogramHourly?: Prisma.AnalyticsHistogramHourlyOmit
+  analyticsHistogramDaily?: Prisma.AnalyticsHistogramDailyOmit
+  analyticsSessionActivity?: Prisma.AnalyticsSessionActivityOmit
+  analyticsSessionLastSeen?: Prisma.AnalyticsSessionLastSeenOmit
 }
 
 /* Types for Logging */

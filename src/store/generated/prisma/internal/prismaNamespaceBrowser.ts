@@ -51,7 +51,13 @@ export const AnyNull = runtime.AnyNull
 
 
 export const ModelName = {
-  AuditEvent: 'AuditEvent'
+  AuditEvent: 'AuditEvent',
+  AnalyticsEventCount: 'AnalyticsEventCount',
+  AnalyticsLlmUsage: 'AnalyticsLlmUsage',
+  AnalyticsHistogramHourly: 'AnalyticsHistogramHourly',
+  AnalyticsHistogramDaily: 'AnalyticsHistogramDaily',
+  AnalyticsSessionActivity: 'AnalyticsSessionActivity',
+  AnalyticsSessionLastSeen: 'AnalyticsSessionLastSeen'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -83,6 +89,75 @@ export const AuditEventScalarFieldEnum = {
 } as const
 
 export type AuditEventScalarFieldEnum = (typeof AuditEventScalarFieldEnum)[keyof typeof AuditEventScalarFieldEnum]
+
+
+export const AnalyticsEventCountScalarFieldEnum = {
+  bucketHour: 'bucketHour',
+  eventType: 'eventType',
+  events: 'events',
+  maxLagMs: 'maxLagMs'
+} as const
+
+export type AnalyticsEventCountScalarFieldEnum = (typeof AnalyticsEventCountScalarFieldEnum)[keyof typeof AnalyticsEventCountScalarFieldEnum]
+
+
+export const AnalyticsLlmUsageScalarFieldEnum = {
+  bucketHour: 'bucketHour',
+  model: 'model',
+  queries: 'queries',
+  responses: 'responses',
+  failures: 'failures',
+  promptTokens: 'promptTokens',
+  completionTokens: 'completionTokens',
+  cachedTokens: 'cachedTokens',
+  reasoningTokens: 'reasoningTokens',
+  reportedCostUsd: 'reportedCostUsd',
+  uncostedResponses: 'uncostedResponses',
+  uncostedPromptTokens: 'uncostedPromptTokens',
+  uncostedCompletionTokens: 'uncostedCompletionTokens',
+  uncostedCachedTokens: 'uncostedCachedTokens'
+} as const
+
+export type AnalyticsLlmUsageScalarFieldEnum = (typeof AnalyticsLlmUsageScalarFieldEnum)[keyof typeof AnalyticsLlmUsageScalarFieldEnum]
+
+
+export const AnalyticsHistogramHourlyScalarFieldEnum = {
+  metric: 'metric',
+  bucketHour: 'bucketHour',
+  dimension: 'dimension',
+  bin: 'bin',
+  n: 'n'
+} as const
+
+export type AnalyticsHistogramHourlyScalarFieldEnum = (typeof AnalyticsHistogramHourlyScalarFieldEnum)[keyof typeof AnalyticsHistogramHourlyScalarFieldEnum]
+
+
+export const AnalyticsHistogramDailyScalarFieldEnum = {
+  metric: 'metric',
+  bucketDay: 'bucketDay',
+  dimension: 'dimension',
+  bin: 'bin',
+  n: 'n'
+} as const
+
+export type AnalyticsHistogramDailyScalarFieldEnum = (typeof AnalyticsHistogramDailyScalarFieldEnum)[keyof typeof AnalyticsHistogramDailyScalarFieldEnum]
+
+
+export const AnalyticsSessionActivityScalarFieldEnum = {
+  sessionId: 'sessionId',
+  lastSeenHour: 'lastSeenHour',
+  previousSeenHour: 'previousSeenHour'
+} as const
+
+export type AnalyticsSessionActivityScalarFieldEnum = (typeof AnalyticsSessionActivityScalarFieldEnum)[keyof typeof AnalyticsSessionActivityScalarFieldEnum]
+
+
+export const AnalyticsSessionLastSeenScalarFieldEnum = {
+  bucketHour: 'bucketHour',
+  sessions: 'sessions'
+} as const
+
+export type AnalyticsSessionLastSeenScalarFieldEnum = (typeof AnalyticsSessionLastSeenScalarFieldEnum)[keyof typeof AnalyticsSessionLastSeenScalarFieldEnum]
 
 
 export const SortOrder = {

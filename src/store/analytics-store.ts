@@ -1,0 +1,386 @@
+import { LN_GAMMA, MIN_TRACKED_VALUE, ZERO_BIN, type BinCount } from '../analytics/histogram.js';
+import type { Database } from './database.js';
+
+/**
+ * All analytics SQL: the rollup maintenance that the worker's insert runs, and
+ * the queries that read the rollups. Analytics never scan `audit_events`.
+ *
+ * Rollups (prisma/schema.prisma documents each table), all keyed by the UTC hour
+ * or day of `received_at`:
+ * - analytics_event_counts: events per hour and type, with the longest pipeline lag;
+ * - analytics_llm_usage: LLM queries, responses, failures, tokens and reported cost per hour and model;
+ * - analytics_histogram_hourly / _daily: log-binned durations (src/analytics/histogram.ts);
+ * - analytics_session_activity + analytics_session_last_seen: the hour of each session's
+ *   latest event, and how many sessions have their latest event in each hour.
+ */
+
+/** The histograms kept at write time, each in milliseconds. */
+export const HISTOGRAM_METRICS = [
+  'review_duration_ms',
+  'syntax_analysis_duration_ms',
+  'llm_latency_ms',
+  'pipeline_lag_ms',
+] as const;
+
+/** The name of one histogram kept at write time. */
+export type HistogramMetric = (typeof HISTOGRAM_METRICS)[number];
+
+/** The columns of the inserted rows that the rollups read: what the insert must RETURN. */
+export const ROLLUP_INPUT_COLUMNS = 'event_type, session_id, payload, received_at, persisted_at';
+
+// Payload numbers are read defensively: a field of the wrong JSON type counts as
+// absent and values are clamped, so no payload can make the cast (and with it the
+// insert of the audit rows, the product) fail. The ingest catalog already refuses
+// such payloads; rows stored before it, or by another writer, may still hold them.
+const payloadNumber = (field: string, max: number) =>
+  `CASE WHEN jsonb_typeof(payload -> '${field}') = 'number' ` +
+  `THEN LEAST(GREATEST((payload -> '${field}')::numeric, 0), ${max})::float8 END`;
+/** Token counts over this, per event, are taken as this: far above any real call, far below bigint overflow. */
+const MAX_TOKENS = 1e9;
+/** Durations over this (ms, ~31 years) are taken as this. */
+const MAX_MILLISECONDS = 1e12;
+/** A reported `cost_usd` over this is taken as this. */
+const MAX_COST_USD = 1e6;
+
+const tokens = (field: string) => `COALESCE(${payloadNumber(field, MAX_TOKENS)}, 0)::bigint`;
+
+// The bin formula of src/analytics/histogram.ts `binOf`, in SQL.
+const binOf = (value: string) =>
+  `CASE WHEN ${value} >= ${MIN_TRACKED_VALUE} THEN ceil(ln(${value}) / ${LN_GAMMA}::float8)::int ELSE ${ZERO_BIN} END`;
+
+/**
+ * The rollup maintenance, as CTEs that read a relation named `inserted` with
+ * {@link ROLLUP_INPUT_COLUMNS}. Every rollup is one set-based upsert grouped by its
+ * key (so no key occurs twice in one statement), adding to what is stored. Each
+ * upsert is atomic per row, so concurrent batches would stay exact too; the event
+ * store serializes them anyway (its advisory lock), which also rules out deadlocks
+ * between batches upserting the same rollup rows in different orders.
+ */
+const ROLLUP_CTES = `
+facts AS (
+  SELECT event_type, session_id,
+    date_trunc('hour', received_at, 'UTC') AS hour,
+    date_trunc('day', received_at, 'UTC') AS day,
+    -- Negative lags (clock skew between the API host and PostgreSQL) count as 0.
+    GREATEST(extract(epoch FROM persisted_at - received_at) * 1000, 0)::float8 AS lag_ms
+  FROM inserted
+),
+llm_facts AS (
+  SELECT
+    date_trunc('hour', received_at, 'UTC') AS hour,
+    date_trunc('day', received_at, 'UTC') AS day,
+    event_type = 'llm_feedback_received' AS response,
+    COALESCE(
+      CASE WHEN jsonb_typeof(payload -> 'model') = 'string' THEN NULLIF(left(payload ->> 'model', 128), '') END,
+      'unknown'
+    ) AS model,
+    ${tokens('prompt_tokens')} AS prompt_tokens,
+    ${tokens('completion_tokens')} AS completion_tokens,
+    ${tokens('cached_tokens')} AS cached_tokens,
+    ${tokens('reasoning_tokens')} AS reasoning_tokens,
+    ${payloadNumber('cost_usd', MAX_COST_USD)} AS cost_usd,
+    ${payloadNumber('latency_ms', MAX_MILLISECONDS)} AS latency_ms,
+    payload -> 'success' = 'false'::jsonb AS failed
+  FROM inserted
+  WHERE event_type IN ('llm_query_sent', 'llm_feedback_received')
+),
+duration_facts AS (
+  SELECT
+    CASE event_type WHEN 'review_completed' THEN 'review_duration_ms' ELSE 'syntax_analysis_duration_ms' END AS metric,
+    date_trunc('hour', received_at, 'UTC') AS hour,
+    date_trunc('day', received_at, 'UTC') AS day,
+    ${payloadNumber('duration_ms', MAX_MILLISECONDS)} AS value
+  FROM inserted
+  WHERE event_type IN ('review_completed', 'syntax_analysis_completed')
+),
+event_counts AS (
+  INSERT INTO analytics_event_counts AS t (bucket_hour, event_type, events, max_lag_ms)
+  SELECT hour, event_type, count(*), max(lag_ms) FROM facts GROUP BY hour, event_type
+  ON CONFLICT (bucket_hour, event_type) DO UPDATE
+  SET events = t.events + excluded.events, max_lag_ms = GREATEST(t.max_lag_ms, excluded.max_lag_ms)
+),
+llm_usage AS (
+  INSERT INTO analytics_llm_usage AS t (
+    bucket_hour, model, queries, responses, failures,
+    prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, reported_cost_usd,
+    uncosted_responses, uncosted_prompt_tokens, uncosted_completion_tokens, uncosted_cached_tokens)
+  SELECT hour, model,
+    count(*) FILTER (WHERE NOT response),
+    count(*) FILTER (WHERE response),
+    count(*) FILTER (WHERE response AND failed),
+    COALESCE(sum(prompt_tokens) FILTER (WHERE response), 0),
+    COALESCE(sum(completion_tokens) FILTER (WHERE response), 0),
+    COALESCE(sum(cached_tokens) FILTER (WHERE response), 0),
+    COALESCE(sum(reasoning_tokens) FILTER (WHERE response), 0),
+    COALESCE(sum(cost_usd) FILTER (WHERE response), 0),
+    count(*) FILTER (WHERE response AND cost_usd IS NULL),
+    COALESCE(sum(prompt_tokens) FILTER (WHERE response AND cost_usd IS NULL), 0),
+    COALESCE(sum(completion_tokens) FILTER (WHERE response AND cost_usd IS NULL), 0),
+    COALESCE(sum(cached_tokens) FILTER (WHERE response AND cost_usd IS NULL), 0)
+  FROM llm_facts GROUP BY hour, model
+  ON CONFLICT (bucket_hour, model) DO UPDATE SET
+    queries = t.queries + excluded.queries,
+    responses = t.responses + excluded.responses,
+    failures = t.failures + excluded.failures,
+    prompt_tokens = t.prompt_tokens + excluded.prompt_tokens,
+    completion_tokens = t.completion_tokens + excluded.completion_tokens,
+    cached_tokens = t.cached_tokens + excluded.cached_tokens,
+    reasoning_tokens = t.reasoning_tokens + excluded.reasoning_tokens,
+    reported_cost_usd = t.reported_cost_usd + excluded.reported_cost_usd,
+    uncosted_responses = t.uncosted_responses + excluded.uncosted_responses,
+    uncosted_prompt_tokens = t.uncosted_prompt_tokens + excluded.uncosted_prompt_tokens,
+    uncosted_completion_tokens = t.uncosted_completion_tokens + excluded.uncosted_completion_tokens,
+    uncosted_cached_tokens = t.uncosted_cached_tokens + excluded.uncosted_cached_tokens
+),
+samples AS (
+  SELECT metric, '' AS dimension, hour, day, value FROM duration_facts
+  UNION ALL
+  SELECT 'llm_latency_ms', model, hour, day, latency_ms FROM llm_facts WHERE response
+  UNION ALL
+  SELECT 'pipeline_lag_ms', '', hour, day, lag_ms FROM facts
+),
+binned AS (
+  SELECT metric, dimension, hour, day, ${binOf('value')} AS bin FROM samples WHERE value IS NOT NULL
+),
+histogram_hourly AS (
+  INSERT INTO analytics_histogram_hourly AS t (metric, bucket_hour, dimension, bin, n)
+  SELECT metric, hour, dimension, bin, count(*) FROM binned GROUP BY metric, hour, dimension, bin
+  ON CONFLICT (metric, bucket_hour, dimension, bin) DO UPDATE SET n = t.n + excluded.n
+),
+histogram_daily AS (
+  INSERT INTO analytics_histogram_daily AS t (metric, bucket_day, dimension, bin, n)
+  SELECT metric, day, dimension, bin, count(*) FROM binned GROUP BY metric, day, dimension, bin
+  ON CONFLICT (metric, bucket_day, dimension, bin) DO UPDATE SET n = t.n + excluded.n
+),
+session_moves AS (
+  -- Sessions whose latest hour advances, each with the hour it leaves (NULL for a new session).
+  -- A session already at that hour fails the WHERE: no new row version, nothing returned.
+  INSERT INTO analytics_session_activity AS t (session_id, last_seen_hour)
+  SELECT session_id, max(hour) FROM facts GROUP BY session_id
+  ON CONFLICT (session_id) DO UPDATE
+  SET last_seen_hour = excluded.last_seen_hour, previous_seen_hour = t.last_seen_hour
+  WHERE t.last_seen_hour < excluded.last_seen_hour
+  RETURNING last_seen_hour AS hour, previous_seen_hour AS previous_hour
+),
+session_last_seen AS (
+  -- Each moved session leaves its previous hour and joins its new one.
+  INSERT INTO analytics_session_last_seen AS t (bucket_hour, sessions)
+  SELECT hour, sum(delta) FROM (
+    SELECT hour, 1 AS delta FROM session_moves
+    UNION ALL
+    SELECT previous_hour, -1 FROM session_moves WHERE previous_hour IS NOT NULL
+  ) moves GROUP BY hour
+  ON CONFLICT (bucket_hour) DO UPDATE SET sessions = t.sessions + excluded.sessions
+)`;
+
+/**
+ * Turns `insert` (an `INSERT INTO audit_events … ON CONFLICT (id) DO NOTHING`
+ * without RETURNING) into one statement that also adds the rows it inserted to
+ * every rollup, and answers `[{ inserted: number }]`. Rows the insert skipped as
+ * duplicates are not returned, so a redelivered batch changes no rollup.
+ * Run it under the event store's insert lock, as insertBatch does: batches then
+ * never wait on (or deadlock over) each other's rollup rows.
+ */
+export function insertWithRollupsSql(insert: string): string {
+  return `WITH inserted AS (${insert}\nRETURNING ${ROLLUP_INPUT_COLUMNS}),${ROLLUP_CTES}
+SELECT count(*)::int AS inserted FROM inserted`;
+}
+
+/**
+ * The same maintenance over every row of `audit_events`, for a migration that
+ * creates (or rebuilds) the rollups of events stored before it; the rollup tables
+ * must be empty. Answers `[{ inserted: number }]`, the rows it counted.
+ */
+export function backfillRollupsSql(): string {
+  // NOT MATERIALIZED: each rollup scans the table again, rather than spooling every payload to disk.
+  return `WITH inserted AS NOT MATERIALIZED (SELECT ${ROLLUP_INPUT_COLUMNS} FROM audit_events),${ROLLUP_CTES}
+SELECT count(*)::int AS inserted FROM inserted`;
+}
+
+/** Events of one type in one UTC day. */
+export interface DailyTypeCount {
+  /** UTC midnight starting the day. */
+  day: Date;
+  eventType: string;
+  events: number;
+}
+
+/** Events of every type in one UTC hour. */
+export interface HourlyCount {
+  /** Start of the UTC hour. */
+  hour: Date;
+  events: number;
+}
+
+/** LLM traffic of one model, summed over a window. */
+export interface LlmModelTotals {
+  model: string;
+  queries: number;
+  responses: number;
+  failures: number;
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  reasoningTokens: number;
+  reportedCostUsd: number;
+  /** Responses that reported no `cost_usd`, and their tokens, to be priced by the caller. */
+  uncostedResponses: number;
+  uncostedPromptTokens: number;
+  uncostedCompletionTokens: number;
+  uncostedCachedTokens: number;
+}
+
+/** The bin counts of one metric (and model), summed over a window. */
+export interface MetricHistogram {
+  metric: HistogramMetric;
+  /** The model for `llm_latency_ms`, empty otherwise. */
+  dimension: string;
+  bins: BinCount[];
+}
+
+interface LlmRow {
+  model: string;
+  queries: number;
+  responses: number;
+  failures: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cached_tokens: number;
+  reasoning_tokens: number;
+  reported_cost_usd: number;
+  uncosted_responses: number;
+  uncosted_prompt_tokens: number;
+  uncosted_completion_tokens: number;
+  uncosted_cached_tokens: number;
+}
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/**
+ * Reads the rollups. Every window starts at `from`, which must be the start of a
+ * UTC hour (the rollups' granularity), and runs to the newest data. Each query is
+ * an index range scan over at most a few thousand rollup rows for 30 days.
+ * The functions throw RangeError for a `from` that is not the start of an hour.
+ */
+export function createAnalyticsStore(db: Database) {
+  const hourStart = (from: Date): Date => {
+    if (from.getTime() % HOUR_MS !== 0) {
+      throw new RangeError(`window start ${from.toISOString()} is not the start of a UTC hour`);
+    }
+    return from;
+  };
+
+  return {
+    /** Events per UTC day and type since `from`; a day starting before `from` counts only its hours from `from`. */
+    async dailyTypeCounts(from: Date): Promise<DailyTypeCount[]> {
+      const rows = await db.query<{ day: Date; event_type: string; events: number }>(
+        `SELECT date_trunc('day', bucket_hour, 'UTC') AS day, event_type, sum(events)::float8 AS events
+         FROM analytics_event_counts WHERE bucket_hour >= $1
+         GROUP BY 1, 2 ORDER BY 1, 2`,
+        [hourStart(from)],
+      );
+      return rows.map((row) => ({ day: row.day, eventType: row.event_type, events: row.events }));
+    },
+
+    /** Events per UTC hour since `from`, hours without events left out; oldest first. */
+    async hourlyCounts(from: Date): Promise<HourlyCount[]> {
+      const rows = await db.query<{ hour: Date; events: number }>(
+        `SELECT bucket_hour AS hour, sum(events)::float8 AS events
+         FROM analytics_event_counts WHERE bucket_hour >= $1
+         GROUP BY 1 ORDER BY 1`,
+        [hourStart(from)],
+      );
+      return rows;
+    },
+
+    /** The longest received → persisted delay (ms) of the events since `from`; null without events. */
+    async maxLagMs(from: Date): Promise<number | null> {
+      const rows = await db.query<{ max_lag_ms: number | null }>(
+        'SELECT max(max_lag_ms) AS max_lag_ms FROM analytics_event_counts WHERE bucket_hour >= $1',
+        [hourStart(from)],
+      );
+      return rows[0]?.max_lag_ms ?? null;
+    },
+
+    /**
+     * Distinct sessions with an event since `from`, exactly: every session is counted
+     * in the hour of its latest event, and a session has an event since `from` if and
+     * only if its latest one is.
+     */
+    async distinctSessions(from: Date): Promise<number> {
+      const rows = await db.query<{ sessions: number }>(
+        'SELECT COALESCE(sum(sessions), 0)::float8 AS sessions FROM analytics_session_last_seen WHERE bucket_hour >= $1',
+        [hourStart(from)],
+      );
+      return rows[0]?.sessions ?? 0;
+    },
+
+    /** LLM traffic per model since `from`. */
+    async llmModelTotals(from: Date): Promise<LlmModelTotals[]> {
+      const rows = await db.query<LlmRow>(
+        `SELECT model,
+           sum(queries)::float8 AS queries, sum(responses)::float8 AS responses, sum(failures)::float8 AS failures,
+           sum(prompt_tokens)::float8 AS prompt_tokens, sum(completion_tokens)::float8 AS completion_tokens,
+           sum(cached_tokens)::float8 AS cached_tokens, sum(reasoning_tokens)::float8 AS reasoning_tokens,
+           sum(reported_cost_usd)::float8 AS reported_cost_usd,
+           sum(uncosted_responses)::float8 AS uncosted_responses,
+           sum(uncosted_prompt_tokens)::float8 AS uncosted_prompt_tokens,
+           sum(uncosted_completion_tokens)::float8 AS uncosted_completion_tokens,
+           sum(uncosted_cached_tokens)::float8 AS uncosted_cached_tokens
+         FROM analytics_llm_usage WHERE bucket_hour >= $1
+         GROUP BY model ORDER BY model`,
+        [hourStart(from)],
+      );
+      return rows.map((row) => ({
+        model: row.model,
+        queries: row.queries,
+        responses: row.responses,
+        failures: row.failures,
+        promptTokens: row.prompt_tokens,
+        completionTokens: row.completion_tokens,
+        cachedTokens: row.cached_tokens,
+        reasoningTokens: row.reasoning_tokens,
+        reportedCostUsd: row.reported_cost_usd,
+        uncostedResponses: row.uncosted_responses,
+        uncostedPromptTokens: row.uncosted_prompt_tokens,
+        uncostedCompletionTokens: row.uncosted_completion_tokens,
+        uncostedCachedTokens: row.uncosted_cached_tokens,
+      }));
+    },
+
+    /**
+     * The histograms of `metrics` since `from`, one per metric and dimension. The
+     * hours of the window's first, partial UTC day come from the hourly table and
+     * every later day from the daily one, so a 30-day window reads ~30 buckets.
+     */
+    async histograms(from: Date, metrics: readonly HistogramMetric[]): Promise<MetricHistogram[]> {
+      const start = hourStart(from);
+      const firstWholeDay = new Date(Math.ceil(start.getTime() / DAY_MS) * DAY_MS);
+      const rows = await db.query<{ metric: HistogramMetric; dimension: string; bin: number; n: number }>(
+        `SELECT metric, dimension, bin, sum(n)::float8 AS n FROM (
+           SELECT metric, dimension, bin, n FROM analytics_histogram_hourly
+           WHERE metric = ANY($1::text[]) AND bucket_hour >= $2 AND bucket_hour < $3
+           UNION ALL
+           SELECT metric, dimension, bin, n FROM analytics_histogram_daily
+           WHERE metric = ANY($1::text[]) AND bucket_day >= $3
+         ) bins
+         GROUP BY metric, dimension, bin ORDER BY metric, dimension, bin`,
+        [[...metrics], start, firstWholeDay],
+      );
+      const byKey = new Map<string, MetricHistogram>();
+      for (const row of rows) {
+        const key = `${row.metric}\u0000${row.dimension}`;
+        let histogram = byKey.get(key);
+        if (!histogram) {
+          histogram = { metric: row.metric, dimension: row.dimension, bins: [] };
+          byKey.set(key, histogram);
+        }
+        histogram.bins.push({ bin: row.bin, count: row.n });
+      }
+      return [...byKey.values()];
+    },
+  };
+}
+
+export type AnalyticsStore = ReturnType<typeof createAnalyticsStore>;
