@@ -1,9 +1,13 @@
 import { existsSync } from 'node:fs';
-import { ConfigError, loadConfig, redactUrl, type Config } from './config/index.js';
-import { createLogger, type Logger } from './observability/logger.js';
-import { loadBootstrapKeys } from './security/bootstrap-key.js';
+import { parseArgs } from 'node:util';
 import { VERSION } from './app/roles.js';
 import { startAuditgraph, type Role } from './app/start.js';
+import { ConfigError, loadConfig, redactUrl, type Config } from './config/index.js';
+import { AppError } from './errors.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createApiKeyService } from './security/api-keys.js';
+import { digestSecret, SCOPES, type KnownKey, type Scope } from './security/authenticate.js';
+import { createApiKeyStore, type ApiKeyRecord } from './store/api-key-store.js';
 import { openDatabase } from './store/database.js';
 import { migrate } from './store/migrate.js';
 
@@ -15,9 +19,18 @@ Usage: auditgraph <command>
   serve     HTTP API only (needs Redis and PostgreSQL; run workers separately)
   worker    queue to database only (needs Redis and PostgreSQL)
   migrate   apply database migrations and exit
+  keys create --name NAME --scopes ingest,read[,admin] [--rate-limit N]
+            create an API key; its secret is printed once, on a line of its own
+  keys list                list API keys (never their secrets)
+  keys revoke ID           revoke a key
   help      this text
 
-Configuration comes from the environment (and ./.env); see .env.template.`;
+Configuration comes from the environment (and ./.env); see .env.template.
+With embedded PGlite, stop the server before running 'keys' (one process owns the data
+folder), or use the admin GraphQL mutations instead.`;
+
+const EX_USAGE = 64;
+const EX_CONFIG = 78;
 
 async function main(argv: readonly string[]): Promise<number> {
   const command = argv[0] ?? 'all';
@@ -25,9 +38,9 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!['all', 'serve', 'worker', 'migrate'].includes(command)) {
+  if (!['all', 'serve', 'worker', 'migrate', 'keys'].includes(command)) {
     console.error(`Unknown command '${command}'.\n\n${USAGE}`);
-    return 2;
+    return EX_USAGE;
   }
 
   if (existsSync('.env')) process.loadEnvFile('.env');
@@ -37,7 +50,7 @@ async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
-      return 78; // EX_CONFIG
+      return EX_CONFIG;
     }
     throw error;
   }
@@ -53,6 +66,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     return 0;
   }
+  if (command === 'keys') return keys(argv.slice(1), config);
   return run(command as Role, config, logger);
 }
 
@@ -70,19 +84,14 @@ function roleProblems(role: Role, config: Config): string[] {
 
 async function run(role: Role, config: Config, logger: Logger): Promise<number> {
   const problems = roleProblems(role, config);
-  const serving = role !== 'worker';
-  const bootstrap = serving
-    ? await loadBootstrapKeys({
-        adminApiKey: config.auth.adminApiKey,
-        dataDir: config.dataDir,
-        allowGenerated: config.database.kind === 'pglite',
-      })
-    : { keys: [] };
-  if (serving && bootstrap.keys.length === 0) problems.push('ADMIN_API_KEY: is required with PostgreSQL.');
   if (problems.length > 0) {
     console.error(new ConfigError(problems).message);
-    return 78;
+    return EX_CONFIG;
   }
+  const staticKeys: KnownKey[] =
+    config.auth.adminApiKey === undefined
+      ? []
+      : [{ id: 'admin', scopes: SCOPES, sha256: digestSecret(config.auth.adminApiKey) }];
 
   // Listening before start-up, so a SIGTERM during it still ends in an orderly stop.
   const stopRequested = new Promise<void>((resolve) => {
@@ -99,8 +108,23 @@ async function run(role: Role, config: Config, logger: Logger): Promise<number> 
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  const running = await startAuditgraph({ role, config, logger, keys: bootstrap.keys });
-  printBanner(role, config, running.ports, bootstrap);
+  let running;
+  try {
+    running = await startAuditgraph({
+      role,
+      config,
+      logger,
+      keys: staticKeys,
+      createAdminKeyIfNone: config.database.kind === 'pglite',
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return EX_CONFIG;
+    }
+    throw error;
+  }
+  printBanner(role, config, running.ports, running.createdAdminSecret);
 
   await stopRequested;
   await running.stop();
@@ -108,12 +132,69 @@ async function run(role: Role, config: Config, logger: Logger): Promise<number> 
   return 0;
 }
 
-function printBanner(
-  role: Role,
-  config: Config,
-  ports: number[],
-  bootstrap: { newSecret?: string; file?: string },
-) {
+async function keys(args: readonly string[], config: Config): Promise<number> {
+  const [action, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: [...rest],
+    allowPositionals: true,
+    options: { name: { type: 'string' }, scopes: { type: 'string' }, 'rate-limit': { type: 'string' } },
+  });
+  const db = await openDatabase(config.database);
+  try {
+    await migrate(db);
+    const service = createApiKeyService({ store: createApiKeyStore(db) });
+    switch (action) {
+      case 'create': {
+        const rateLimit = values['rate-limit'];
+        const { key, secret } = await service.create({
+          name: values.name ?? '',
+          scopes: (values.scopes ?? '').split(',').filter(Boolean) as Scope[],
+          rateLimitPerMinute: rateLimit === undefined ? null : Number(rateLimit),
+        });
+        console.error(
+          `Created ${key.id} (${key.name}) with scopes ${key.scopes.join(',')}. The secret, shown once:`,
+        );
+        console.log(secret);
+        return 0;
+      }
+      case 'list': {
+        const rows = (await service.list()).map(describeKey);
+        console.log(rows.length ? rows.join('\n') : 'No API keys.');
+        return 0;
+      }
+      case 'revoke': {
+        const [id] = positionals;
+        if (!id) {
+          console.error('Usage: auditgraph keys revoke ID');
+          return EX_USAGE;
+        }
+        const key = await service.revoke(id);
+        console.log(`Revoked ${key.id} (${key.name}).`);
+        return 0;
+      }
+      default:
+        console.error(`Unknown keys action '${action ?? ''}'.\n\n${USAGE}`);
+        return EX_USAGE;
+    }
+  } catch (error) {
+    if (error instanceof AppError) {
+      console.error(error.message);
+      return error.code === 'NOT_FOUND' ? 1 : EX_USAGE;
+    }
+    throw error;
+  } finally {
+    await db.close();
+  }
+}
+
+function describeKey(key: ApiKeyRecord): string {
+  const state = key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
+  const limit = key.rateLimitPerMinute === null ? 'default limit' : `${key.rateLimitPerMinute}/min`;
+  const used = key.lastUsedAt ? `last used ${key.lastUsedAt.toISOString()}` : 'never used';
+  return [key.id, key.prefix, key.name, key.scopes.join(','), limit, state, used].join('\t');
+}
+
+function printBanner(role: Role, config: Config, ports: number[], createdAdminSecret: string | undefined) {
   const lines = [`auditgraph ${VERSION} (${role})`];
   lines.push(
     config.database.kind === 'pglite'
@@ -127,21 +208,19 @@ function printBanner(
   );
   if (ports.length > 0)
     lines.push(`  listening: ${ports.map((port) => `http://localhost:${port}`).join(', ')}`);
-  if (bootstrap.newSecret !== undefined) {
+  if (createdAdminSecret !== undefined) {
     lines.push(
       '',
-      '  An admin API key was created. It is shown this once; only its hash is kept',
-      `  (in ${bootstrap.file}). Send it as the X-API-Key header:`,
+      '  An admin API key was created. It is shown this once; only a salted hash is kept.',
+      '  Send it as the X-API-Key header:',
       '',
-      bootstrap.newSecret,
+      createdAdminSecret,
       '',
       `  curl -X POST http://localhost:${ports[0] ?? 8001}/log -H "X-API-Key: <key>" -H "Content-Type: application/json" \\`,
       `       -d '{"session_id": 123, "event_type": "review_started", "payload": {"code_language": "python"}}'`,
     );
-  } else if (bootstrap.file !== undefined) {
-    lines.push(
-      `  auth: the admin key created on first start (hash in ${bootstrap.file}), or set ADMIN_API_KEY`,
-    );
+  } else if (role !== 'worker') {
+    lines.push('  auth:     API keys (auditgraph keys list), or ADMIN_API_KEY');
   }
   console.log(lines.join('\n'));
 }

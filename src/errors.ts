@@ -27,17 +27,25 @@ export class AppError extends Error {
   /** Seconds after which a retry may succeed (QUEUE_FULL, RATE_LIMITED, SERVICE_UNAVAILABLE). */
   readonly retryAfterSeconds: number | undefined;
   readonly problems: readonly FieldProblem[];
+  /** Response headers the error brings (rate-limit state). */
+  readonly headers: Readonly<Record<string, string>>;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { retryAfterSeconds?: number; problems?: readonly FieldProblem[]; cause?: unknown } = {},
+    options: {
+      retryAfterSeconds?: number;
+      problems?: readonly FieldProblem[];
+      headers?: Record<string, string>;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.problems = options.problems ?? [];
+    this.headers = options.headers ?? {};
   }
 }
 

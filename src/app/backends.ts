@@ -4,14 +4,19 @@ import type { Config } from '../config/index.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import { createMemoryQueue } from '../queue/memory-queue.js';
 import { createRedisQueue } from '../queue/redis-queue.js';
+import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from '../security/rate-limit.js';
 import { openDatabase, type Database } from '../store/database.js';
+import { createApiKeyStore, type ApiKeyStore } from '../store/api-key-store.js';
 import { createEventStore, type EventStore } from '../store/event-store.js';
 import { migrate } from '../store/migrate.js';
 
 export interface Backends {
   db: Database;
   store: EventStore;
+  apiKeys: ApiKeyStore;
   queue: EventQueue;
+  /** Shared through Redis when the queue is, so replicas enforce one limit; in-process otherwise. */
+  rateLimiter: RateLimiter;
   close(): Promise<void>;
 }
 
@@ -32,11 +37,19 @@ export async function openBackends(config: Config): Promise<Backends> {
             maxLength: config.queue.maxLength,
           })
         : createMemoryQueue({ maxLength: config.queue.maxLength });
+    const rateLimiter =
+      config.queue.kind === 'redis'
+        ? // Namespaced by the stream: deployments sharing one Redis keep separate counters.
+          await createRedisRateLimiter(config.queue.url, `${config.queue.stream}:ratelimit`)
+        : createMemoryRateLimiter();
     return {
       db,
+      rateLimiter,
       store: createEventStore(db),
+      apiKeys: createApiKeyStore(db),
       queue,
       async close() {
+        await rateLimiter.close();
         await queue.close();
         await db.close();
       },

@@ -3,6 +3,7 @@ import { createAnalyticsService } from '../analytics/analytics-service.js';
 import type { Config } from '../config/index.js';
 import { createAnalyticsRoutes } from '../http/analytics-routes.js';
 import { createAnalyticsStore } from '../store/analytics-store.js';
+import { createFieldLimiter } from '../graphql/limits.js';
 import { createGraphQLRoutes } from '../graphql/server.js';
 import { createHttpApp } from '../http/server.js';
 import { createOperationalRoutes, createRestRoutes, type ReadinessCheck } from '../http/routes.js';
@@ -10,7 +11,9 @@ import { createEventQueries } from '../query/event-queries.js';
 import { createIngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../observability/logger.js';
 import { boundedLabel, type Metrics } from '../observability/metrics.js';
+import { createApiKeyService } from '../security/api-keys.js';
 import { createAuthenticator, type KnownKey } from '../security/authenticate.js';
+import { createRequestLimiter } from '../security/rate-limit.js';
 import { createWorker } from '../worker/worker.js';
 import { consumerNameFor, type Backends } from './backends.js';
 
@@ -55,15 +58,37 @@ export async function startApi(
   });
   const events = createEventQueries({ store: backends.store });
   const analytics = createAnalyticsService({ store: createAnalyticsStore(backends.db) });
-  const authenticator = createAuthenticator(deps.keys, {
+  const authenticator = createAuthenticator({
+    staticKeys: deps.keys,
+    store: backends.apiKeys,
+    cacheTtlMs: config.auth.keyCacheTtlMs,
     onFailure: (reason) => metrics.authFailures.inc({ reason }),
   });
+  // This process forgets a key it revoked at once; other processes within the cache's lifetime.
+  const limitRequest = createRequestLimiter({
+    limiter: backends.rateLimiter,
+    defaultPerMinute: config.rateLimitPerMinute,
+    onLimited: () => metrics.rateLimited.inc(),
+  });
+  const apiKeys = createApiKeyService({
+    store: backends.apiKeys,
+    onRevoked: (prefix) => authenticator.forget(prefix),
+  });
+  const flushLastUsed = setInterval(() => {
+    authenticator
+      .flushLastUsed()
+      .catch((error: unknown) => logger.warn({ err: error }, 'recording key use failed'));
+  }, 10_000);
+  flushLastUsed.unref();
   const graphql = await createGraphQLRoutes(
     {
       authenticator,
       ingest,
       events,
       analytics,
+      apiKeys,
+      limitRequest,
+      limitField: createFieldLimiter(backends.rateLimiter.fieldStore),
       onForbidden: () => metrics.authFailures.inc({ reason: 'scope' }),
     },
     {
@@ -83,6 +108,7 @@ export async function startApi(
     logger,
     maxBodyBytes: config.http.maxBodyBytes,
     metrics,
+    limitRequest,
   });
   const ports = await app.listen(config.http.ports, config.http.host);
   logger.info({ ports, host: config.http.host }, 'API listening');
@@ -91,6 +117,8 @@ export async function startApi(
     async stop() {
       await app.close(config.shutdownTimeoutMs);
       await graphql.stop();
+      clearInterval(flushLastUsed);
+      await authenticator.flushLastUsed().catch(() => undefined);
     },
   };
 }
@@ -124,7 +152,7 @@ export async function startWorkerRole(
 
   const app = createHttpApp({
     routes: createOperationalRoutes({ version: VERSION, readiness: readinessChecks(backends), metrics }),
-    authenticator: createAuthenticator([]),
+    authenticator: createAuthenticator(),
     logger: deps.logger,
     maxBodyBytes: 1024,
     metrics,

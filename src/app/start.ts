@@ -1,4 +1,5 @@
-import type { Config } from '../config/index.js';
+import { ConfigError, type Config } from '../config/index.js';
+import { createApiKeyService } from '../security/api-keys.js';
 import type { Logger } from '../observability/logger.js';
 import type { KnownKey } from '../security/authenticate.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -10,6 +11,8 @@ export type Role = 'all' | 'serve' | 'worker';
 export interface Running {
   /** Bound HTTP ports: the API's, or a lone worker's metrics port. */
   ports: number[];
+  /** The secret of the admin key created on this start, if one was: shown once, never stored. */
+  createdAdminSecret?: string;
   backends: Backends;
   /** Stops accepting, drains, closes connections. */
   stop(): Promise<void>;
@@ -21,9 +24,24 @@ export async function startAuditgraph(options: {
   config: Config;
   logger: Logger;
   keys: readonly KnownKey[];
+  /** With no key at all (first embedded start), create an admin key instead of refusing to serve. */
+  createAdminKeyIfNone?: boolean;
 }): Promise<Running> {
   const { role, config, logger } = options;
   const backends = await openBackends(config);
+  let createdAdminSecret: string | undefined;
+  if (role !== 'worker' && options.keys.length === 0 && (await backends.apiKeys.countActive()) === 0) {
+    if (!options.createAdminKeyIfNone) {
+      await backends.close();
+      throw new ConfigError([
+        'ADMIN_API_KEY: is required until an API key exists (or create one: auditgraph keys create --name NAME --scopes admin)',
+      ]);
+    }
+    const service = createApiKeyService({ store: backends.apiKeys });
+    createdAdminSecret = (
+      await service.create({ name: 'admin (created on first start)', scopes: ['admin', 'ingest', 'read'] })
+    ).secret;
+  }
   const metrics = createMetrics();
   metrics.watchQueue(() => backends.queue.stats());
   const parts: RunningRole[] = [];
@@ -53,6 +71,7 @@ export async function startAuditgraph(options: {
   return {
     ports,
     backends,
+    ...(createdAdminSecret === undefined ? {} : { createdAdminSecret }),
     async stop() {
       // The API stops accepting first, so the worker drains a queue that no longer grows.
       for (const part of parts) await part.stop();

@@ -70,6 +70,12 @@ export const environmentSchema = z.object({
   ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters long').optional(),
   RATE_LIMIT_PER_MINUTE: positiveInt(10_000_000).optional(),
   GRAPHQL_INTROSPECTION: booleanFlag.optional(),
+  KEY_CACHE_TTL_MS: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(0, 'must be between 0 and 600000')
+    .max(600_000, 'must be between 0 and 600000')
+    .optional(),
 
   AUDITGRAPH_DATA_DIR: z.string().min(1).optional(),
 
@@ -99,7 +105,8 @@ export interface Config {
   http: { host: string; ports: number[]; maxBodyBytes: number };
   database: DatabaseConfig;
   queue: QueueConfig;
-  auth: { adminApiKey: string | undefined };
+  /** `keyCacheTtlMs`: how long a looked-up key is trusted; revocations elsewhere take effect within it. */
+  auth: { adminApiKey: string | undefined; keyCacheTtlMs: number };
   rateLimitPerMinute: number;
   /** Introspection answers by default, except in production. */
   graphql: { introspection: boolean };
@@ -162,7 +169,7 @@ export function loadConfig(
     http: { host: env.HOST ?? '0.0.0.0', ports, maxBodyBytes: env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES },
     database,
     queue,
-    auth: { adminApiKey: env.ADMIN_API_KEY },
+    auth: { adminApiKey: env.ADMIN_API_KEY, keyCacheTtlMs: env.KEY_CACHE_TTL_MS ?? 5000 },
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE ?? 1000,
     graphql: { introspection: env.GRAPHQL_INTROSPECTION ?? env.NODE_ENV !== 'production' },
     dataDir,

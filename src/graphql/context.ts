@@ -1,5 +1,9 @@
+import { HeaderMap } from '@apollo/server';
 import { GraphQLError } from 'graphql';
+import type { RequestLimiter } from '../security/rate-limit.js';
+import type { FieldLimiter } from './limits.js';
 import type { AnalyticsService } from '../analytics/analytics-service.js';
+import type { ApiKeyService } from '../security/api-keys.js';
 import { AppError, graphqlCodeOf, httpStatusOf } from '../errors.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventQueries } from '../query/event-queries.js';
@@ -11,15 +15,21 @@ export interface GraphQLContext {
   ingest: IngestService;
   events: EventQueries;
   analytics: AnalyticsService;
+  apiKeys: ApiKeyService;
+  /** Per-key limits on expensive fields (graphql-rate-limit). */
+  limitField: FieldLimiter;
   /** Counts a refusal for a missing scope (metrics). */
   onForbidden?: () => void;
 }
 
 export interface GraphQLServices {
   authenticator: Authenticator;
+  limitRequest?: RequestLimiter;
   ingest: IngestService;
   events: EventQueries;
   analytics: AnalyticsService;
+  apiKeys: ApiKeyService;
+  limitField: FieldLimiter;
   onForbidden?: () => void;
 }
 
@@ -29,19 +39,25 @@ export interface GraphQLServices {
  * unknown key ends the request with HTTP 401 before anything executes.
  */
 export function createContextFunction(services: GraphQLServices) {
-  return (presentedKey: string | undefined): GraphQLContext => {
+  return async (presentedKey: string | undefined): Promise<GraphQLContext> => {
     try {
+      const principal = await services.authenticator.authenticate(presentedKey);
+      await services.limitRequest?.(principal);
       return {
-        principal: services.authenticator.authenticate(presentedKey),
+        principal,
         ingest: services.ingest,
         events: services.events,
         analytics: services.analytics,
+        apiKeys: services.apiKeys,
+        limitField: services.limitField,
         onForbidden: services.onForbidden,
       };
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
+      const headers = new HeaderMap(Object.entries(error.headers));
+      if (error.retryAfterSeconds !== undefined) headers.set('retry-after', String(error.retryAfterSeconds));
       throw new GraphQLError(error.message, {
-        extensions: { code: graphqlCodeOf(error.code), http: { status: httpStatusOf(error.code) } },
+        extensions: { code: graphqlCodeOf(error.code), http: { status: httpStatusOf(error.code), headers } },
       });
     }
   };

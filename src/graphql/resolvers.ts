@@ -2,6 +2,7 @@ import { windowOf } from '../analytics/analytics-service.js';
 import { AppError, badRequest, type FieldProblem } from '../errors.js';
 import { encodeCursor, MAX_PAGE_SIZE } from '../query/event-queries.js';
 import type { Resolvers, LogEventInput, EventFilter } from './generated/resolvers-types.js';
+import { SCOPES, type Scope } from '../security/authenticate.js';
 import { requireScope } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
 
@@ -42,6 +43,14 @@ function toFilter(filter: EventFilter | null | undefined) {
   };
 }
 
+/** Field-level limits per key, on top of the per-key request limit: the fields that cost the most. */
+const LARGE_PAGE = 200;
+const LARGE_PAGE_LIMIT = { max: 120, window: '1m' };
+const ANALYTICS_LIMIT = { max: 120, window: '1m' };
+const BATCH_LIMIT = { max: 600, window: '1m' };
+
+const isScope = (value: string): value is Scope => (SCOPES as readonly string[]).includes(value);
+
 /** What `Query.analytics` resolves to: each section is read only when selected. */
 export interface AnalyticsParent {
   days: number;
@@ -52,8 +61,10 @@ export const resolvers: Resolvers = {
   JSON: JSONScalar,
 
   Query: {
-    async events(_parent, { filter, first, after }, context) {
+    async events(parent, args, context, info) {
+      const { filter, first, after } = args;
       requireScope(context, 'read');
+      if (first > LARGE_PAGE) await context.limitField({ parent, args, context, info }, LARGE_PAGE_LIMIT);
       const page = await context.events.list(toFilter(filter), first, after);
       return {
         edges: page.events.map((event) => ({ cursor: encodeCursor(event.seq), node: event })),
@@ -69,11 +80,21 @@ export const resolvers: Resolvers = {
       requireScope(context, 'read');
       return context.events.eventTypes();
     },
-    analytics(_parent, { days }, context) {
+    async apiKeys(_parent, _args, context) {
+      requireScope(context, 'admin');
+      return context.apiKeys.list();
+    },
+    async analytics(parent, args, context, info) {
+      const { days } = args;
       requireScope(context, 'read');
+      await context.limitField({ parent, args, context, info }, ANALYTICS_LIMIT);
       windowOf(days, new Date()); // refuses a bad `days` here, once, rather than in each section
       return { days };
     },
+  },
+
+  ApiKey: {
+    scopes: (key) => key.scopes.filter(isScope),
   },
 
   LlmUsageStats: {
@@ -105,8 +126,22 @@ export const resolvers: Resolvers = {
         throw error;
       }
     },
-    async logEvents(_parent, { inputs }, context) {
+    async createApiKey(_parent, { input }, context) {
+      requireScope(context, 'admin');
+      return context.apiKeys.create({
+        name: input.name,
+        scopes: [...input.scopes],
+        rateLimitPerMinute: input.rateLimitPerMinute ?? null,
+      });
+    },
+    async revokeApiKey(_parent, { id }, context) {
+      requireScope(context, 'admin');
+      return context.apiKeys.revoke(String(id));
+    },
+    async logEvents(parent, args, context, info) {
+      const { inputs } = args;
       requireScope(context, 'ingest');
+      await context.limitField({ parent, args, context, info }, BATCH_LIMIT);
       if (inputs.length === 0 || inputs.length > MAX_PAGE_SIZE) {
         throw badRequest(`inputs: a batch must hold 1 to ${MAX_PAGE_SIZE} events`, [
           { field: 'inputs', message: `must hold 1 to ${MAX_PAGE_SIZE} events` },

@@ -9,6 +9,7 @@ import type { Route, RouteContext, RouteResult } from '../http/server.js';
 import type { Logger } from '../observability/logger.js';
 import { presentedKey } from '../security/authenticate.js';
 import { createContextFunction, type GraphQLContext, type GraphQLServices } from './context.js';
+import { DEFAULT_QUERY_LIMITS, queryLimitRules, type QueryLimits } from './limits.js';
 import { resolvers } from './resolvers.js';
 
 const SCHEMA_DIR = fileURLToPath(new URL('./schema/', import.meta.url));
@@ -68,8 +69,9 @@ function originalErrorOf(error: unknown): unknown {
  */
 export async function createGraphQLRoutes(
   services: GraphQLServices,
-  options: { logger: Logger; introspection: boolean; landingPage: boolean },
+  options: { logger: Logger; introspection: boolean; landingPage: boolean; limits?: QueryLimits },
 ): Promise<{ routes: Route[]; stop(): Promise<void> }> {
+  const limits = options.limits ?? DEFAULT_QUERY_LIMITS;
   const apollo = new ApolloServer<GraphQLContext>({
     typeDefs: loadTypeDefs(),
     resolvers,
@@ -79,6 +81,7 @@ export async function createGraphQLRoutes(
     // handler would stop early and re-raise the signal.
     stopOnTerminationSignals: false,
     formatError: createFormatError(options.logger),
+    validationRules: queryLimitRules(limits),
     plugins: options.landingPage ? [] : [ApolloServerPluginLandingPageDisabled()],
   });
   await apollo.start();
@@ -90,6 +93,24 @@ export async function createGraphQLRoutes(
       if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
     }
     const body = request.method === 'POST' ? await readJson() : undefined;
+    const query =
+      body && typeof body === 'object' && 'query' in body ? body.query : url.searchParams.get('query');
+    if (typeof query === 'string' && query.length > limits.maxQueryLength) {
+      // Refused before parsing: parse time grows with the text, whatever the limits on its shape.
+      return {
+        status: 413,
+        body: JSON.stringify({
+          errors: [
+            {
+              message: `Query text exceeds ${limits.maxQueryLength} characters.`,
+              extensions: { code: 'QUERY_TOO_LARGE' },
+            },
+          ],
+        }),
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        raw: true,
+      };
+    }
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: url.search, body },
       context: async () => contextFor(presentedKey(request.headers)),

@@ -12,7 +12,7 @@ export function toErrorResponse(error: unknown): {
 } {
   const appError =
     error instanceof AppError ? error : new AppError('INTERNAL', 'Internal server error.', { cause: error });
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...appError.headers };
   if (appError.retryAfterSeconds !== undefined) headers['retry-after'] = String(appError.retryAfterSeconds);
   const body: ErrorBody = { error: { code: appError.code, message: appError.message } };
   if (appError.problems.length > 0) body.error.fields = [...appError.problems];

@@ -4,6 +4,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { presentedKey, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';
+import type { RequestLimiter } from '../security/rate-limit.js';
 import { readJsonBody } from './body.js';
 import { toErrorResponse } from './error-response.js';
 
@@ -37,6 +38,8 @@ export interface HttpAppOptions {
   logger: Logger;
   maxBodyBytes: number;
   metrics?: Metrics;
+  /** Applied after authentication on every route that needs a key. */
+  limitRequest?: RequestLimiter;
 }
 
 /**
@@ -69,10 +72,15 @@ export function createHttpApp(options: HttpAppOptions) {
     }
     let principal: Principal | undefined;
     if (route.scope !== null) {
-      principal = options.authenticator.authenticate(presentedKey(request.headers));
+      principal = await options.authenticator.authenticate(presentedKey(request.headers));
       if (!principal.scopes.includes(route.scope)) {
         options.metrics?.authFailures.inc({ reason: 'scope' });
         throw new AppError('FORBIDDEN', `This API key lacks the '${route.scope}' scope.`);
+      }
+      if (options.limitRequest) {
+        for (const [name, value] of Object.entries(await options.limitRequest(principal))) {
+          response.setHeader(name, value);
+        }
       }
     }
     const result = await route.handle({

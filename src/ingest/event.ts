@@ -88,34 +88,60 @@ export function toFieldProblems(error: z.ZodError): FieldProblem[] {
 }
 
 const MAX_PAYLOAD_DEPTH = 32;
+const MAX_PAYLOAD_NODES = 10_000;
+const MAX_STRING_LENGTH = 65_536;
+/** Problems reported per event at most: a hostile body must not make the answer huge. */
+const MAX_PROBLEMS = 20;
 
 /**
  * What JSON allows but PostgreSQL's jsonb and text refuse (NUL characters,
- * unpaired surrogates), and nesting too deep to index or render. Caught at the
- * door, these are a 400 for the caller instead of an accepted event that the
- * worker could never store.
+ * unpaired surrogates), and shapes too large to index or render (deep nesting,
+ * too many values, huge strings). Caught at the door, these are a 400 for the
+ * caller instead of an accepted event that the worker could never store. The
+ * same rules apply to REST and GraphQL, which share this path.
  */
-export function storabilityProblems(value: unknown, field: string, depth = 0): FieldProblem[] {
-  if (typeof value === 'string')
-    return unstorableString(value) ? [{ field, message: unstorableMessage }] : [];
-  if (value === null || typeof value !== 'object') return [];
-  if (depth >= MAX_PAYLOAD_DEPTH)
-    return [{ field, message: `nests deeper than ${MAX_PAYLOAD_DEPTH} levels` }];
+export function storabilityProblems(value: unknown, field: string): FieldProblem[] {
   const problems: FieldProblem[] = [];
-  if (Array.isArray(value)) {
-    value.forEach((item, index) =>
-      problems.push(...storabilityProblems(item, `${field}.${index}`, depth + 1)),
-    );
-    return problems;
-  }
-  for (const [key, item] of Object.entries(value)) {
-    const path = `${field}.${key}`;
-    if (unstorableString(key)) problems.push({ field: path, message: `key ${unstorableMessage}` });
-    problems.push(...storabilityProblems(item, path, depth + 1));
-  }
+  let nodes = 0;
+  const visit = (current: unknown, path: string, depth: number): void => {
+    if (problems.length >= MAX_PROBLEMS) return;
+    nodes += 1;
+    if (nodes === MAX_PAYLOAD_NODES + 1) {
+      problems.push({ field, message: `holds more than ${MAX_PAYLOAD_NODES} values` });
+      return;
+    }
+    if (nodes > MAX_PAYLOAD_NODES) return;
+    if (typeof current === 'string') {
+      checkString(current, path, 'is');
+      return;
+    }
+    if (current === null || typeof current !== 'object') return;
+    if (depth >= MAX_PAYLOAD_DEPTH) {
+      problems.push({ field: path, message: `nests deeper than ${MAX_PAYLOAD_DEPTH} levels` });
+      return;
+    }
+    if (Array.isArray(current)) {
+      current.forEach((item, index) => visit(item, `${path}.${index}`, depth + 1));
+      return;
+    }
+    for (const [key, item] of Object.entries(current)) {
+      const itemPath = `${path}.${key.slice(0, 64)}`;
+      checkString(key, itemPath, 'key');
+      visit(item, itemPath, depth + 1);
+    }
+  };
+  const checkString = (text: string, path: string, what: 'is' | 'key') => {
+    if (text.length > MAX_STRING_LENGTH) {
+      problems.push({
+        field: path,
+        message: `${what === 'key' ? 'key ' : ''}is longer than ${MAX_STRING_LENGTH} characters`,
+      });
+    } else if (text.includes('\u0000') || !text.isWellFormed()) {
+      problems.push({ field: path, message: `${what === 'key' ? 'key ' : ''}${unstorableMessage}` });
+    }
+  };
+  visit(value, field, 0);
   return problems;
 }
 
 const unstorableMessage = 'contains a NUL character or an unpaired surrogate, which cannot be stored';
-
-const unstorableString = (text: string): boolean => text.includes('\u0000') || !text.isWellFormed();

@@ -103,6 +103,11 @@ export function createMetrics() {
       labelNames: ['cause'] as const,
       registers: [registry],
     }),
+    rateLimited: new Counter({
+      name: 'auditgraph_rate_limited_total',
+      help: 'Requests refused with 429 because a key exceeded its rate limit. Rising means a caller floods or its limit is too low.',
+      registers: [registry],
+    }),
     authFailures: new Counter({
       name: 'auditgraph_auth_failures_total',
       help: 'Requests refused for a missing, unknown or under-scoped key. A sudden rise means a misconfigured caller or probing.',

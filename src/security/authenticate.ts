@@ -1,56 +1,146 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { unauthenticated } from '../errors.js';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AppError, unauthenticated } from '../errors.js';
+import type { ApiKeyCredentials, ApiKeyStore } from '../store/api-key-store.js';
 
-export type Scope = 'ingest' | 'read' | 'admin';
+export const SCOPES = ['ingest', 'read', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
 
-/** Who is calling: the key's id (recorded on every event it writes) and what it may do. */
+/** Who is calling: the key's id (recorded on every event it writes), what it may do, and its own rate limit. */
 export interface Principal {
   keyId: string;
   scopes: readonly Scope[];
+  /** Requests per minute for this key; undefined means the service default. */
+  rateLimitPerMinute?: number | undefined;
 }
 
-/** A key as the service holds it: never the secret, only its digest. */
+/** A key known without the database: ADMIN_API_KEY, or keys a test supplies. Only its digest is held. */
 export interface KnownKey {
   id: string;
   scopes: readonly Scope[];
   sha256: Buffer;
+  rateLimitPerMinute?: number;
 }
 
 export const digestSecret = (secret: string): Buffer => createHash('sha256').update(secret, 'utf8').digest();
 
+const saltedDigest = (salt: Buffer, secret: string): Buffer =>
+  createHash('sha256').update(salt).update(secret, 'utf8').digest();
+
+/**
+ * Secrets look like `ag_<8 characters>_<43 characters>`: the first part is the
+ * display prefix the key is found by, the rest 256 random bits. A fast salted
+ * hash is enough for secrets that random (there is nothing to guess), and keeps
+ * authentication cheap on the hot path.
+ */
+const SECRET_FORMAT = /^(ag_[a-z2-7]{8})_[A-Za-z0-9_-]{43}$/;
+
+export function generateSecret(): { secret: string; prefix: string; salt: Buffer; secretHash: Buffer } {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  const prefix = `ag_${Array.from(randomBytes(8), (byte) => alphabet[byte % 32]).join('')}`;
+  const secret = `${prefix}_${randomBytes(32).toString('base64url')}`;
+  const salt = randomBytes(16);
+  return { secret, prefix, salt, secretHash: saltedDigest(salt, secret) };
+}
+
+export type AuthFailure = 'missing' | 'unknown' | 'revoked';
+
+export interface AuthenticatorOptions {
+  /** Keys held in memory (ADMIN_API_KEY); checked before the database. */
+  staticKeys?: readonly KnownKey[];
+  /** Keys created with `auditgraph keys create` or the admin mutations. */
+  store?: Pick<ApiKeyStore, 'findCredentials' | 'touch'>;
+  /**
+   * How long a key looked up in the database is trusted without asking again.
+   * A revocation made by another process takes effect within this time.
+   */
+  cacheTtlMs?: number;
+  onFailure?: (reason: AuthFailure) => void;
+}
+
 /**
  * The one authentication check, used by every front door (REST routes, the
  * GraphQL context, WebSocket `connection_init`). Digests are compared in
- * constant time, so response timing reveals nothing about a key's bytes.
+ * constant time; secrets are never logged or stored.
  */
-export function createAuthenticator(
-  keys: readonly KnownKey[],
-  options: { onFailure?: (reason: 'missing' | 'unknown') => void } = {},
-) {
+export function createAuthenticator(options: AuthenticatorOptions = {}) {
+  const staticKeys = options.staticKeys ?? [];
+  const cacheTtlMs = options.cacheTtlMs ?? 5000;
+  const cache = new Map<string, { credentials: ApiKeyCredentials | null; until: number }>();
+  const lastUsed = new Map<string, Date>();
+
+  const fail = (reason: AuthFailure, message: string): never => {
+    options.onFailure?.(reason);
+    throw unauthenticated(message);
+  };
+
+  async function credentialsFor(prefix: string): Promise<ApiKeyCredentials | null> {
+    const cached = cache.get(prefix);
+    if (cached && cached.until > Date.now()) return cached.credentials;
+    const credentials = (await options.store?.findCredentials(prefix)) ?? null;
+    if (cacheTtlMs > 0) {
+      if (cache.size > 10_000) cache.clear(); // bounded: unknown prefixes cannot grow it without limit
+      cache.set(prefix, { credentials, until: Date.now() + cacheTtlMs });
+    }
+    return credentials;
+  }
+
   return {
     /**
      * @param presented the secret from `X-API-Key` or `Authorization: Bearer`.
-     * @throws AppError UNAUTHENTICATED when it is missing or unknown.
+     * @throws AppError UNAUTHENTICATED when it is missing, unknown or revoked.
      */
-    authenticate(presented: string | undefined): Principal {
+    async authenticate(presented: string | undefined): Promise<Principal> {
       if (presented === undefined || presented === '') {
-        options.onFailure?.('missing');
-        throw unauthenticated('Missing API key: send it in the X-API-Key header.');
+        return fail('missing', 'Missing API key: send it in the X-API-Key header.');
       }
       const digest = digestSecret(presented);
       let match: KnownKey | undefined;
-      // Compare against every key, even after a match, so the time taken does not depend on which key matched.
-      for (const key of keys) if (timingSafeEqual(key.sha256, digest)) match = key;
-      if (!match) {
-        options.onFailure?.('unknown');
-        throw unauthenticated('Invalid API key.');
+      // Every static key is compared, so timing does not tell which one matched.
+      for (const key of staticKeys) if (timingSafeEqual(key.sha256, digest)) match = key;
+      if (match)
+        return { keyId: match.id, scopes: match.scopes, rateLimitPerMinute: match.rateLimitPerMinute };
+
+      const prefix = SECRET_FORMAT.exec(presented)?.[1];
+      const credentials = prefix === undefined ? null : await credentialsFor(prefix);
+      if (
+        !credentials ||
+        !timingSafeEqual(credentials.secretHash, saltedDigest(credentials.salt, presented))
+      ) {
+        return fail('unknown', 'Invalid API key.');
       }
-      return { keyId: match.id, scopes: match.scopes };
+      if (credentials.revokedAt !== null) return fail('revoked', 'This API key was revoked.');
+      lastUsed.set(credentials.id, new Date());
+      return {
+        keyId: credentials.id,
+        scopes: credentials.scopes.filter((scope): scope is Scope =>
+          (SCOPES as readonly string[]).includes(scope),
+        ),
+        rateLimitPerMinute: credentials.rateLimitPerMinute ?? undefined,
+      };
+    },
+
+    /** Forgets a cached key at once (this process revoked it). */
+    forget(prefix: string): void {
+      cache.delete(prefix);
+    },
+
+    /** Writes the last-use times gathered since the previous flush. */
+    async flushLastUsed(): Promise<void> {
+      if (!options.store || lastUsed.size === 0) return;
+      const batch = new Map(lastUsed);
+      lastUsed.clear();
+      await options.store.touch(batch);
     },
   };
 }
 
 export type Authenticator = ReturnType<typeof createAuthenticator>;
+
+/** @throws AppError FORBIDDEN when the principal lacks `scope`. */
+export function requireScopeOf(principal: Principal, scope: Scope): void {
+  if (!principal.scopes.includes(scope))
+    throw new AppError('FORBIDDEN', `This API key lacks the '${scope}' scope.`);
+}
 
 /** Reads the presented secret from `X-API-Key` or `Authorization: Bearer …`. */
 export function presentedKey(

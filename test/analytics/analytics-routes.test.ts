@@ -47,10 +47,12 @@ describe('analytics REST routes', () => {
     const service = createAnalyticsService({ store: createAnalyticsStore(db), now: () => NOW });
     app = createHttpApp({
       routes: createAnalyticsRoutes(service),
-      authenticator: createAuthenticator([
-        { id: 'reader', scopes: ['read'], sha256: digestSecret(readKey) },
-        { id: 'ingester', scopes: ['ingest'], sha256: digestSecret(ingestKey) },
-      ]),
+      authenticator: createAuthenticator({
+        staticKeys: [
+          { id: 'reader', scopes: ['read'], sha256: digestSecret(readKey) },
+          { id: 'ingester', scopes: ['ingest'], sha256: digestSecret(ingestKey) },
+        ],
+      }),
       logger: createLogger({ level: 'silent' }),
       maxBodyBytes: 4096,
     });

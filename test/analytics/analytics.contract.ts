@@ -488,7 +488,9 @@ export function analyticsContract(
             persistedAt,
           ],
         );
-        expect(await migrate(before.db)).toEqual({ applied: [migrations[rollups]!.name] });
+        expect((await migrate(before.db)).applied).toEqual(
+          migrations.slice(rollups).map((migration) => migration.name),
+        );
 
         // The same events through today's insert path, in several batches, with the same persisted_at.
         await migrate(live.db);

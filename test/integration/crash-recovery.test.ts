@@ -50,6 +50,8 @@ describe.skipIf(!(postgresAvailable && redisAvailable))('crash recovery across p
       WORKER_CLAIM_IDLE_MS: '1000',
       SHUTDOWN_TIMEOUT_MS: '10000',
       METRICS_PORT: '0',
+      // 10,000 events in seconds from one key: this test is about durability, not the limiter.
+      RATE_LIMIT_PER_MINUTE: '10000000',
     };
     const processes: AuditgraphProcess[] = [];
     const start = (role: string) => {

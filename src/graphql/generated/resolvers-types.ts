@@ -2,6 +2,7 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { StoredEvent } from '../../store/event-store.js';
 import type { AnalyticsParent } from '../resolvers.js';
+import type { ApiKeyRecord } from '../../store/api-key-store.js';
 import type { GraphQLContext } from '../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -40,6 +41,21 @@ export type AnalyticsWindow = {
   to: Scalars['DateTime']['output'];
 };
 
+/** An API key. Its secret is never stored or shown again after creation; only a salted hash is kept. */
+export type ApiKey = {
+  __typename?: 'ApiKey';
+  createdAt: Scalars['DateTime']['output'];
+  id: Scalars['ID']['output'];
+  lastUsedAt: Maybe<Scalars['DateTime']['output']>;
+  name: Scalars['String']['output'];
+  /** The secret's first characters, to recognise it. */
+  prefix: Scalars['String']['output'];
+  /** Requests per minute for this key; null means the service default (RATE_LIMIT_PER_MINUTE). */
+  rateLimitPerMinute: Maybe<Scalars['Int']['output']>;
+  revokedAt: Maybe<Scalars['DateTime']['output']>;
+  scopes: Array<Scope>;
+};
+
 /** One stored audit event. */
 export type AuditEvent = {
   __typename?: 'AuditEvent';
@@ -71,6 +87,19 @@ export type AuditEventEdge = {
   __typename?: 'AuditEventEdge';
   cursor: Scalars['String']['output'];
   node: AuditEvent;
+};
+
+export type CreateApiKeyInput = {
+  name: Scalars['String']['input'];
+  rateLimitPerMinute?: InputMaybe<Scalars['Int']['input']>;
+  scopes: Array<Scope>;
+};
+
+export type CreatedApiKey = {
+  __typename?: 'CreatedApiKey';
+  key: ApiKey;
+  /** The secret: shown this once. */
+  secret: Scalars['String']['output'];
 };
 
 export type DayEvents = {
@@ -249,10 +278,19 @@ export type LogEventsResult = {
 
 export type Mutation = {
   __typename?: 'Mutation';
+  /** Creates a key (admin scope). */
+  createApiKey: CreatedApiKey;
   /** Accepts one event; it is queued at once and stored shortly after. */
   logEvent: LogEventResult;
   /** Accepts up to 1000 events, each on its own: the result says which were accepted. */
   logEvents: LogEventsResult;
+  /** Revokes a key at once on this API process, within KEY_CACHE_TTL_MS on the others (admin scope). */
+  revokeApiKey: ApiKey;
+};
+
+
+export type MutationCreateApiKeyArgs = {
+  input: CreateApiKeyInput;
 };
 
 
@@ -263,6 +301,11 @@ export type MutationLogEventArgs = {
 
 export type MutationLogEventsArgs = {
   inputs: Array<LogEventInput>;
+};
+
+
+export type MutationRevokeApiKeyArgs = {
+  id: Scalars['ID']['input'];
 };
 
 export type PageInfo = {
@@ -303,6 +346,8 @@ export type Query = {
   __typename?: 'Query';
   /** `days` is 1 to 365; the same answers as GET /analytics/usage|llm|performance?days=N. */
   analytics: Analytics;
+  /** Every API key, revoked ones included (admin scope). */
+  apiKeys: Array<ApiKey>;
   event: Maybe<AuditEvent>;
   /** Each event type that has been stored, with its count and last time seen. */
   eventTypes: Array<EventTypeCount>;
@@ -334,6 +379,14 @@ export type ReviewCompletion = {
   completionRate: Maybe<Scalars['Float']['output']>;
   started: Scalars['Int']['output'];
 };
+
+export type Scope =
+  /** Manage API keys. */
+  | 'admin'
+  /** Write events (POST /log, logEvent, logEvents). */
+  | 'ingest'
+  /** Read events and analytics. */
+  | 'read';
 
 export type TokenSums = {
   __typename?: 'TokenSums';
@@ -436,10 +489,13 @@ export type ResolversInterfaceTypes<_RefType extends Record<string, unknown>> = 
 export type ResolversTypes = {
   Analytics: ResolverTypeWrapper<AnalyticsParent>;
   AnalyticsWindow: ResolverTypeWrapper<AnalyticsWindow>;
+  ApiKey: ResolverTypeWrapper<ApiKeyRecord>;
   AuditEvent: ResolverTypeWrapper<StoredEvent>;
   AuditEventConnection: ResolverTypeWrapper<Omit<AuditEventConnection, 'edges' | 'nodes'> & { edges: Array<ResolversTypes['AuditEventEdge']>, nodes: Array<ResolversTypes['AuditEvent']> }>;
   AuditEventEdge: ResolverTypeWrapper<Omit<AuditEventEdge, 'node'> & { node: ResolversTypes['AuditEvent'] }>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  CreateApiKeyInput: CreateApiKeyInput;
+  CreatedApiKey: ResolverTypeWrapper<Omit<CreatedApiKey, 'key'> & { key: ResolversTypes['ApiKey'] }>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DayEvents: ResolverTypeWrapper<DayEvents>;
   ErrorRate: ResolverTypeWrapper<ErrorRate>;
@@ -471,6 +527,7 @@ export type ResolversTypes = {
   PerformanceAnalytics: ResolverTypeWrapper<PerformanceAnalytics>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   ReviewCompletion: ResolverTypeWrapper<ReviewCompletion>;
+  Scope: Scope;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   TokenSums: ResolverTypeWrapper<TokenSums>;
   UsageAnalytics: ResolverTypeWrapper<UsageAnalytics>;
@@ -480,10 +537,13 @@ export type ResolversTypes = {
 export type ResolversParentTypes = {
   Analytics: AnalyticsParent;
   AnalyticsWindow: AnalyticsWindow;
+  ApiKey: ApiKeyRecord;
   AuditEvent: StoredEvent;
   AuditEventConnection: Omit<AuditEventConnection, 'edges' | 'nodes'> & { edges: Array<ResolversParentTypes['AuditEventEdge']>, nodes: Array<ResolversParentTypes['AuditEvent']> };
   AuditEventEdge: Omit<AuditEventEdge, 'node'> & { node: ResolversParentTypes['AuditEvent'] };
   Boolean: Scalars['Boolean']['output'];
+  CreateApiKeyInput: CreateApiKeyInput;
+  CreatedApiKey: Omit<CreatedApiKey, 'key'> & { key: ResolversParentTypes['ApiKey'] };
   DateTime: Scalars['DateTime']['output'];
   DayEvents: DayEvents;
   ErrorRate: ErrorRate;
@@ -532,6 +592,17 @@ export type AnalyticsWindowResolvers<ContextType = GraphQLContext, ParentType ex
   to?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 };
 
+export type ApiKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ApiKey'] = ResolversParentTypes['ApiKey']> = {
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  lastUsedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  prefix?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  rateLimitPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  revokedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  scopes?: Resolver<Array<ResolversTypes['Scope']>, ParentType, ContextType>;
+};
+
 export type AuditEventResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEvent'] = ResolversParentTypes['AuditEvent']> = {
   apiKeyId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   clientTime?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
@@ -553,6 +624,11 @@ export type AuditEventConnectionResolvers<ContextType = GraphQLContext, ParentTy
 export type AuditEventEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEventEdge'] = ResolversParentTypes['AuditEventEdge']> = {
   cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   node?: Resolver<ResolversTypes['AuditEvent'], ParentType, ContextType>;
+};
+
+export type CreatedApiKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CreatedApiKey'] = ResolversParentTypes['CreatedApiKey']> = {
+  key?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType>;
+  secret?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
@@ -667,8 +743,10 @@ export type LogEventsResultResolvers<ContextType = GraphQLContext, ParentType ex
 };
 
 export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  createApiKey?: Resolver<ResolversTypes['CreatedApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'input'>>;
   logEvent?: Resolver<ResolversTypes['LogEventResult'], ParentType, ContextType, RequireFields<MutationLogEventArgs, 'input'>>;
   logEvents?: Resolver<ResolversTypes['LogEventsResult'], ParentType, ContextType, RequireFields<MutationLogEventsArgs, 'inputs'>>;
+  revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
 };
 
 export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
@@ -693,6 +771,7 @@ export type PerformanceAnalyticsResolvers<ContextType = GraphQLContext, ParentTy
 
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   analytics?: Resolver<ResolversTypes['Analytics'], ParentType, ContextType, RequireFields<QueryAnalyticsArgs, 'days'>>;
+  apiKeys?: Resolver<Array<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   event?: Resolver<Maybe<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<QueryEventArgs, 'id'>>;
   eventTypes?: Resolver<Array<ResolversTypes['EventTypeCount']>, ParentType, ContextType>;
   events?: Resolver<ResolversTypes['AuditEventConnection'], ParentType, ContextType, RequireFields<QueryEventsArgs, 'first'>>;
@@ -724,9 +803,11 @@ export type UsageAnalyticsResolvers<ContextType = GraphQLContext, ParentType ext
 export type Resolvers<ContextType = GraphQLContext> = {
   Analytics?: AnalyticsResolvers<ContextType>;
   AnalyticsWindow?: AnalyticsWindowResolvers<ContextType>;
+  ApiKey?: ApiKeyResolvers<ContextType>;
   AuditEvent?: AuditEventResolvers<ContextType>;
   AuditEventConnection?: AuditEventConnectionResolvers<ContextType>;
   AuditEventEdge?: AuditEventEdgeResolvers<ContextType>;
+  CreatedApiKey?: CreatedApiKeyResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   DayEvents?: DayEventsResolvers<ContextType>;
   ErrorRate?: ErrorRateResolvers<ContextType>;

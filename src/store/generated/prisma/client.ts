@@ -78,3 +78,8 @@ export type AnalyticsSessionActivity = Prisma.AnalyticsSessionActivityModel
  * one hour, so the distinct sessions active since hour H are the sum over the hours from H on.
  */
 export type AnalyticsSessionLastSeen = Prisma.AnalyticsSessionLastSeenModel
+/**
+ * Model ApiKey
+ * An API key. Only a salted SHA-256 of the secret is kept, with a display prefix to find it by.
+ */
+export type ApiKey = Prisma.ApiKeyModel

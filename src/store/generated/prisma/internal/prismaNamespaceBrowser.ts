@@ -57,7 +57,8 @@ export const ModelName = {
   AnalyticsHistogramHourly: 'AnalyticsHistogramHourly',
   AnalyticsHistogramDaily: 'AnalyticsHistogramDaily',
   AnalyticsSessionActivity: 'AnalyticsSessionActivity',
-  AnalyticsSessionLastSeen: 'AnalyticsSessionLastSeen'
+  AnalyticsSessionLastSeen: 'AnalyticsSessionLastSeen',
+  ApiKey: 'ApiKey'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -158,6 +159,22 @@ export const AnalyticsSessionLastSeenScalarFieldEnum = {
 } as const
 
 export type AnalyticsSessionLastSeenScalarFieldEnum = (typeof AnalyticsSessionLastSeenScalarFieldEnum)[keyof typeof AnalyticsSessionLastSeenScalarFieldEnum]
+
+
+export const ApiKeyScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  prefix: 'prefix',
+  salt: 'salt',
+  secretHash: 'secretHash',
+  scopes: 'scopes',
+  rateLimitPerMinute: 'rateLimitPerMinute',
+  createdAt: 'createdAt',
+  lastUsedAt: 'lastUsedAt',
+  revokedAt: 'revokedAt'
+} as const
+
+export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof ApiKeyScalarFieldEnum]
 
 
 export const SortOrder = {
