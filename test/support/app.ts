@@ -13,6 +13,8 @@ export type Backend = 'embedded' | 'postgres+redis';
 
 export interface TestApp {
   baseUrl: string;
+  /** The environment it runs with: another app started with `sameBackendsAs` shares its database and queue. */
+  env: Record<string, string>;
   running: Running;
   /** Secrets by scope set: `admin` has every scope. */
   keys: { admin: string; readOnly: string; ingestOnly: string };
@@ -27,11 +29,13 @@ const key = (id: string, scopes: Scope[]): [string, KnownKey] => {
 /** Starts auditgraph in this process on a free port against fresh backends of the given kind. */
 export async function startTestApp(
   backend: Backend,
-  options: { role?: Role; env?: Record<string, string> } = {},
+  options: { role?: Role; env?: Record<string, string>; sameBackendsAs?: TestApp } = {},
 ): Promise<TestApp> {
   const cleanups: Array<() => Promise<void>> = [];
   const env: Record<string, string> = { PRODUCER_PORT: '0', QUERY_SERVICE_PORT: '0', LOG_LEVEL: 'silent' };
-  if (backend === 'embedded') {
+  if (options.sameBackendsAs) {
+    Object.assign(env, options.sameBackendsAs.env);
+  } else if (backend === 'embedded') {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ag-app-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     env['AUDITGRAPH_DATA_DIR'] = dir;
@@ -56,6 +60,7 @@ export async function startTestApp(
   });
   return {
     baseUrl: `http://127.0.0.1:${running.ports[0]}`,
+    env,
     running,
     keys: { admin, readOnly, ingestOnly },
     async stop() {

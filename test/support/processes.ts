@@ -5,26 +5,35 @@ const ENTRY = fileURLToPath(new URL('../../bin/auditgraph.mjs', import.meta.url)
 
 export interface AuditgraphProcess {
   child: ChildProcess;
-  /** What the process wrote, for a failing test's message. */
+  /** What the process wrote to stdout and stderr, for a failing test's message. */
   output(): string;
+  /** What it wrote to stdout alone. */
+  stdout(): string;
   /** Resolves with the exit code (or the signal's name). */
   exited: Promise<number | string>;
   kill(signal: NodeJS.Signals): void;
 }
 
-/** Runs `auditgraph <role>` as its own process, the way an operator would. */
-export function spawnAuditgraph(role: string, env: Record<string, string>): AuditgraphProcess {
-  const child = spawn(process.execPath, [ENTRY, role], {
+/** Runs `auditgraph <command…>` as its own process, the way an operator would. */
+export function spawnAuditgraph(
+  command: string | readonly string[],
+  env: Record<string, string>,
+): AuditgraphProcess {
+  const child = spawn(process.execPath, [ENTRY, ...(typeof command === 'string' ? [command] : command)], {
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  let stdout = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    stdout += chunk.toString();
+  });
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
-  return { child, output: () => output, exited, kill: (signal) => child.kill(signal) };
+  return { child, output: () => output, stdout: () => stdout, exited, kill: (signal) => child.kill(signal) };
 }
 
 /** Waits until `url` answers 200, or fails with what the process printed. */
