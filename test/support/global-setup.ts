@@ -5,7 +5,7 @@ import type { TestProject } from 'vitest/node';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** Names this run's databases and streams: `<start time, base 36>x<random>`. */
+    /** Names this run's databases and streams: `t<start time in ms>r<random hex>`. */
     testRunId: string;
   }
 }
@@ -14,7 +14,7 @@ const POSTGRES_ADMIN_URL =
   process.env['TEST_POSTGRES_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
-const runId = `${Date.now().toString(36)}x${randomBytes(3).toString('hex')}`;
+const runId = `t${Date.now()}r${randomBytes(3).toString('hex')}`;
 /** Leftovers of runs that crashed are dropped once they are this old. */
 const ABANDONED_AFTER_MS = 6 * 3600 * 1000;
 
@@ -25,8 +25,8 @@ export function setup(project: TestProject): void {
 /** Whether a run id names this run, or a run old enough to have been abandoned. */
 function ours(id: string): boolean {
   if (id === runId) return true;
-  const started = parseInt(id.split('x')[0] ?? '', 36);
-  return Number.isFinite(started) && Date.now() - started > ABANDONED_AFTER_MS;
+  const started = /^t(\d+)r[0-9a-f]+$/.exec(id)?.[1];
+  return started !== undefined && Date.now() - Number(started) > ABANDONED_AFTER_MS;
 }
 
 /** Drops what this run's test files left behind (and what crashed runs left long ago), never another live run's. */
