@@ -119,6 +119,19 @@ export function createMetrics() {
       queueStats = stats;
     },
   };
+  // promtool rejects a _total suffix on gauges, and prom-client names three of its own that way.
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ]) {
+    registry.removeSingleMetric(name);
+  }
+  // Known label values start at 0, so increase() over a scrape sees the first event of each.
+  for (const cause of ['unparseable', 'unstorable']) metrics.deadLettered.inc({ cause }, 0);
+  for (const operation of ['insert', 'acknowledge', 'dead-letter', 'read'])
+    metrics.persistRetries.inc({ operation }, 0);
+  for (const reason of ['missing', 'unknown', 'revoked', 'scope']) metrics.authFailures.inc({ reason }, 0);
   return metrics;
 }
 

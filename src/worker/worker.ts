@@ -63,6 +63,7 @@ export function createWorker(options: WorkerOptions) {
           { err: error, attempt: attempt + 1, delayMs: Math.round(delay) },
           `${what} failed; retrying`,
         );
+        options.onRetry?.(what);
         await sleep(delay);
       }
     }
@@ -162,6 +163,7 @@ export function createWorker(options: WorkerOptions) {
       } catch (error) {
         if (stopping) break;
         logger.warn({ err: error }, 'reading the queue failed; retrying');
+        options.onRetry?.('read');
         await sleep(Math.min(backoff.maxMs, 500));
         continue;
       }
