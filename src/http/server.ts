@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppError } from '../errors.js';
@@ -93,22 +94,50 @@ export function createHttpApp(options: HttpAppOptions) {
     else send(response, result.status, result.body, result.headers);
   }
 
-  const observe = (request: IncomingMessage, response: ServerResponse, route: string, startedAt: number) => {
-    if (!options.metrics) return;
+  const logRequests = options.logger.isLevelEnabled('info');
+  const observe = (
+    request: IncomingMessage,
+    response: ServerResponse,
+    route: string,
+    startedAt: number,
+    requestId: string,
+  ) => {
     const method = request.method ?? 'GET';
-    options.metrics.apiRequests.inc({ method, route, status: String(response.statusCode) });
-    options.metrics.requestDuration.observe({ method, route }, (performance.now() - startedAt) / 1000);
+    const seconds = (performance.now() - startedAt) / 1000;
+    if (options.metrics) {
+      options.metrics.apiRequests.inc({ method, route, status: String(response.statusCode) });
+      options.metrics.requestDuration.observe({ method, route }, seconds);
+    }
+    // One line per request; the URL's query string stays out (it may carry a cursor or filter values).
+    if (logRequests) {
+      options.logger.info(
+        {
+          requestId,
+          method,
+          route,
+          path: request.url?.split('?')[0],
+          status: response.statusCode,
+          ms: Math.round(seconds * 1e4) / 10,
+        },
+        'request',
+      );
+    }
   };
 
   const handler = (request: IncomingMessage, response: ServerResponse): void => {
     const startedAt = performance.now();
+    const requestId = requestIdOf(request);
+    response.setHeader('x-request-id', requestId);
     // Labelled by the route table's path, never the raw URL, so label values stay bounded.
     const matched = { route: 'unmatched' };
-    response.once('finish', () => observe(request, response, matched.route, startedAt));
+    response.once('finish', () => observe(request, response, matched.route, startedAt, requestId));
     dispatch(request, response, matched).catch((error: unknown) => {
       const { status, body, headers } = toErrorResponse(error);
       if (status >= 500 && !(error instanceof AppError)) {
-        options.logger.error({ err: error, method: request.method, path: request.url }, 'request failed');
+        options.logger.error(
+          { err: error, requestId, method: request.method, path: request.url?.split('?')[0] },
+          'request failed',
+        );
       }
       // A body we refused unread would otherwise be parsed as the next request.
       if (status === 413 || status === 415) headers['connection'] = 'close';
@@ -157,6 +186,17 @@ export function createHttpApp(options: HttpAppOptions) {
 }
 
 export type HttpApp = ReturnType<typeof createHttpApp>;
+
+let requestCounter = 0;
+const processTag = randomBytes(4).toString('hex');
+
+/** The caller's X-Request-Id when it is a sane token, else one of ours (unique per process and request). */
+function requestIdOf(request: IncomingMessage): string {
+  const given = request.headers['x-request-id'];
+  if (typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given)) return given;
+  requestCounter += 1;
+  return `${processTag}-${requestCounter.toString(36)}`;
+}
 
 function send(
   response: ServerResponse,
