@@ -102,7 +102,12 @@ export async function startApi(
       ...graphql.routes,
       ...createRestRoutes({ ingest, events, version: VERSION }),
       ...createAnalyticsRoutes(analytics),
-      ...createOperationalRoutes({ version: VERSION, readiness: readinessChecks(backends), metrics }),
+      ...createOperationalRoutes({
+        version: VERSION,
+        readiness: readinessChecks(backends),
+        metrics,
+        metricsToken: config.auth.metricsToken,
+      }),
     ],
     authenticator,
     logger,
@@ -151,7 +156,12 @@ export async function startWorkerRole(
   if (!deps.serveMetrics) return { stop: () => worker.stop(config.shutdownTimeoutMs) };
 
   const app = createHttpApp({
-    routes: createOperationalRoutes({ version: VERSION, readiness: readinessChecks(backends), metrics }),
+    routes: createOperationalRoutes({
+      version: VERSION,
+      readiness: readinessChecks(backends),
+      metrics,
+      metricsToken: config.auth.metricsToken,
+    }),
     authenticator: createAuthenticator(),
     logger: deps.logger,
     maxBodyBytes: 1024,

@@ -70,6 +70,7 @@ export const environmentSchema = z.object({
   ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters long').optional(),
   RATE_LIMIT_PER_MINUTE: positiveInt(10_000_000).optional(),
   GRAPHQL_INTROSPECTION: booleanFlag.optional(),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters long').optional(),
   KEY_CACHE_TTL_MS: z.coerce
     .number({ error: 'must be a number' })
     .int('must be a whole number')
@@ -106,7 +107,7 @@ export interface Config {
   database: DatabaseConfig;
   queue: QueueConfig;
   /** `keyCacheTtlMs`: how long a looked-up key is trusted; revocations elsewhere take effect within it. */
-  auth: { adminApiKey: string | undefined; keyCacheTtlMs: number };
+  auth: { adminApiKey: string | undefined; keyCacheTtlMs: number; metricsToken: string | undefined };
   rateLimitPerMinute: number;
   /** Introspection answers by default, except in production. */
   graphql: { introspection: boolean };
@@ -169,7 +170,11 @@ export function loadConfig(
     http: { host: env.HOST ?? '0.0.0.0', ports, maxBodyBytes: env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES },
     database,
     queue,
-    auth: { adminApiKey: env.ADMIN_API_KEY, keyCacheTtlMs: env.KEY_CACHE_TTL_MS ?? 5000 },
+    auth: {
+      adminApiKey: env.ADMIN_API_KEY,
+      keyCacheTtlMs: env.KEY_CACHE_TTL_MS ?? 5000,
+      metricsToken: env.METRICS_TOKEN,
+    },
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE ?? 1000,
     graphql: { introspection: env.GRAPHQL_INTROSPECTION ?? env.NODE_ENV !== 'production' },
     dataDir,

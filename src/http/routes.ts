@@ -1,5 +1,7 @@
+import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { badRequest } from '../errors.js';
+import { digestSecret } from '../security/authenticate.js';
+import { badRequest, unauthenticated } from '../errors.js';
 import { EVENT_TYPES, toFieldProblems } from '../ingest/event.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventQueries } from '../query/event-queries.js';
@@ -117,6 +119,8 @@ export function createOperationalRoutes(deps: {
   version: string;
   readiness: readonly ReadinessCheck[];
   metrics: Metrics;
+  /** When set, /metrics answers only `Authorization: Bearer <token>`. */
+  metricsToken?: string | undefined;
 }): Route[] {
   return [
     {
@@ -154,7 +158,13 @@ export function createOperationalRoutes(deps: {
       method: 'GET',
       path: '/metrics',
       scope: null,
-      async handle() {
+      async handle({ request }) {
+        if (
+          deps.metricsToken !== undefined &&
+          !bearerMatches(request.headers.authorization, deps.metricsToken)
+        ) {
+          throw unauthenticated('/metrics needs the METRICS_TOKEN as a Bearer token.');
+        }
         return {
           status: 200,
           body: await deps.metrics.registry.metrics(),
@@ -164,6 +174,12 @@ export function createOperationalRoutes(deps: {
       },
     },
   ];
+}
+
+/** Constant-time comparison of a Bearer token with the expected one. */
+function bearerMatches(authorization: string | undefined, expected: string): boolean {
+  const presented = /^Bearer\s+(.+)$/i.exec(authorization?.trim() ?? '')?.[1] ?? '';
+  return timingSafeEqual(digestSecret(presented), digestSecret(expected));
 }
 
 export function toRestEvent(event: StoredEvent) {

@@ -90,3 +90,26 @@ describe.skipIf(!(postgresAvailable && redisAvailable))('/metrics of a worker-on
     }
   });
 });
+
+describe('/metrics behind METRICS_TOKEN', () => {
+  it('answers only a Bearer token equal to METRICS_TOKEN when one is set', async () => {
+    const token = 'metrics-token-0123456789';
+    const app = await startTestApp('embedded', { env: { METRICS_TOKEN: token } });
+    try {
+      const anonymous = await fetch(`${app.baseUrl}/metrics`);
+      expect(anonymous.status).toBe(401);
+      expect(await anonymous.text()).not.toContain(token);
+      expect(
+        (await fetch(`${app.baseUrl}/metrics`, { headers: { authorization: 'Bearer wrong-token' } })).status,
+      ).toBe(401);
+      const allowed = await fetch(`${app.baseUrl}/metrics`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(allowed.status).toBe(200);
+      expect(await allowed.text()).toContain('queue_size');
+      expect((await fetch(`${app.baseUrl}/health`)).status).toBe(200);
+    } finally {
+      await app.stop();
+    }
+  });
+});
