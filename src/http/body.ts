@@ -19,13 +19,27 @@ export async function readJsonBody(request: IncomingMessage, limitBytes: number)
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge();
 
-  const chunks: Buffer[] = [];
-  let received = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    received += chunk.length;
-    if (received > limitBytes) throw tooLarge();
-    chunks.push(chunk);
-  }
+  // Plain events rather than `for await`: the async iterator costs several
+  // promises per request on the hottest path of the service.
+  const { chunks, received } = await new Promise<{ chunks: Buffer[]; received: number }>(
+    (resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let received = 0;
+      const onData = (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > limitBytes) {
+          request.off('data', onData);
+          request.resume();
+          reject(tooLarge());
+          return;
+        }
+        chunks.push(chunk);
+      };
+      request.on('data', onData);
+      request.once('end', () => resolve({ chunks, received }));
+      request.once('error', reject);
+    },
+  );
   if (received === 0) throw badRequest('Request body is empty; send a JSON object.');
   const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
   try {

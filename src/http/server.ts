@@ -11,7 +11,8 @@ import { toErrorResponse } from './error-response.js';
 
 export interface RouteContext {
   request: IncomingMessage;
-  url: URL;
+  /** The request target, split without a full URL parse; `searchParams` is parsed on first use. */
+  url: { pathname: string; search: string; readonly searchParams: URLSearchParams };
   /** Set when the route requires a scope; routes without one see `undefined`. */
   principal: Principal | undefined;
   readJson(): Promise<unknown>;
@@ -61,8 +62,19 @@ export function createHttpApp(options: HttpAppOptions) {
     response: ServerResponse,
     matched: { route: string },
   ): Promise<void> {
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    const target = request.url ?? '/';
+    const queryAt = target.indexOf('?');
+    const pathname = queryAt < 0 ? target : target.slice(0, queryAt);
+    const search = queryAt < 0 ? '' : target.slice(queryAt);
+    let searchParams: URLSearchParams | undefined;
+    const url = {
+      pathname,
+      search,
+      get searchParams() {
+        return (searchParams ??= new URLSearchParams(search));
+      },
+    };
+    const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
     const byMethod = table.get(path);
     if (!byMethod) throw new AppError('NOT_FOUND', `No route for ${url.pathname}.`);
     matched.route = path;
@@ -95,6 +107,9 @@ export function createHttpApp(options: HttpAppOptions) {
   }
 
   const logRequests = options.logger.isLevelEnabled('info');
+  // Bounded: methods × routes of the table (or "unmatched") × statuses.
+  const requestCounters = new Map<string, { inc(): void }>();
+  const requestTimers = new Map<string, { observe(value: number): void }>();
   const observe = (
     request: IncomingMessage,
     response: ServerResponse,
@@ -105,8 +120,22 @@ export function createHttpApp(options: HttpAppOptions) {
     const method = request.method ?? 'GET';
     const seconds = (performance.now() - startedAt) / 1000;
     if (options.metrics) {
-      options.metrics.apiRequests.inc({ method, route, status: String(response.statusCode) });
-      options.metrics.requestDuration.observe({ method, route }, seconds);
+      const metrics = options.metrics;
+      // Label children cached per route: prom-client would hash the label object on every call.
+      const countKey = `${method} ${route} ${response.statusCode}`;
+      let counter = requestCounters.get(countKey);
+      if (!counter) {
+        counter = metrics.apiRequests.labels({ method, route, status: String(response.statusCode) });
+        requestCounters.set(countKey, counter);
+      }
+      counter.inc();
+      const timeKey = `${method} ${route}`;
+      let timer = requestTimers.get(timeKey);
+      if (!timer) {
+        timer = metrics.requestDuration.labels({ method, route });
+        requestTimers.set(timeKey, timer);
+      }
+      timer.observe(seconds);
     }
     // One line per request; the URL's query string stays out (it may carry a cursor or filter values).
     if (logRequests) {
