@@ -71,7 +71,48 @@ const eventColumns = {
 
 type EventRow = Prisma.AuditEventGetPayload<{ select: typeof eventColumns }>;
 
+/** Offsets the boundary query can find from an index alone: filters on type(s), session and position only. */
+function offsetBoundaryCoverable(query: EventQuery): boolean {
+  return query.from === undefined && query.to === undefined && (query.payloadMatches ?? []).length === 0;
+}
+
 export function createEventStore(db: Database) {
+  /** The `seq` of the row `offset` places below the newest match, or null past the end. */
+  async function offsetBoundary(query: EventQuery, offset: number): Promise<bigint | null> {
+    const conditions: string[] = [];
+    const params: unknown[] = [];
+    const types = [...(query.eventTypes ?? []), ...(query.eventType === undefined ? [] : [query.eventType])];
+    if (query.eventType !== undefined && query.eventTypes !== undefined) {
+      // Both given: the type must satisfy each.
+      params.push(query.eventType);
+      conditions.push(`event_type = $${params.length}`);
+      params.push([...query.eventTypes]);
+      conditions.push(`event_type = ANY($${params.length}::text[])`);
+    } else if (types.length === 1) {
+      // A plain equality, so the (event_type, seq) index yields rows already in order.
+      params.push(types[0]);
+      conditions.push(`event_type = $${params.length}`);
+    } else if (types.length > 1) {
+      params.push(types);
+      conditions.push(`event_type = ANY($${params.length}::text[])`);
+    }
+    if (query.sessionId !== undefined) {
+      params.push(query.sessionId);
+      conditions.push(`session_id = $${params.length}`);
+    }
+    if (query.beforeSeq !== undefined) {
+      params.push(query.beforeSeq.toString());
+      conditions.push(`seq < $${params.length}::bigint`);
+    }
+    params.push(offset);
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+    const rows = await db.query<{ position: string }>(
+      `SELECT seq::text AS position FROM audit_events ${where} ORDER BY seq DESC OFFSET $${params.length} LIMIT 1`,
+      params,
+    );
+    return rows[0] ? BigInt(rows[0].position) : null;
+  }
+
   return {
     /**
      * Persists a batch in one statement. Idempotent on the event id: events
@@ -102,6 +143,15 @@ export function createEventStore(db: Database) {
 
     /** Newest first. */
     async listEvents(query: EventQuery): Promise<StoredEvent[]> {
+      const offset = query.offset ?? 0;
+      if (offset > 0 && offsetBoundaryCoverable(query)) {
+        // Deferred join: find the page's first position by walking the
+        // (type|session, seq) index alone, then fetch the page by keyset. The
+        // skipped rows are never read from the table, so deep pages stay cheap.
+        const boundary = await offsetBoundary(query, offset);
+        if (boundary === null) return [];
+        return this.listEvents({ ...query, offset: 0, beforeSeq: boundary + 1n });
+      }
       const rows = await db.prisma.auditEvent.findMany({
         select: eventColumns,
         where: {
@@ -118,7 +168,7 @@ export function createEventStore(db: Database) {
           ],
         },
         orderBy: { seq: 'desc' },
-        skip: query.offset ?? 0,
+        skip: offset,
         take: query.limit,
       });
       return rows.map(toStoredEvent);
