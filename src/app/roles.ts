@@ -45,11 +45,18 @@ export async function startApi(
 ): Promise<RunningRole & { ports: number[] }> {
   const { config, logger, backends, metrics } = deps;
   const modelLabel = boundedLabel(50);
+  // One label child per event type, looked up once rather than hashed per event.
+  const eventCounters = new Map<string, { inc(): void }>();
   const ingest = createIngestService({
     queue: backends.queue,
     loggingEnabled: config.loggingEnabled,
     onAccepted: (event) => {
-      metrics.logEvents.inc({ event_type: event.eventType });
+      let counter = eventCounters.get(event.eventType);
+      if (!counter) {
+        counter = metrics.logEvents.labels({ event_type: event.eventType });
+        eventCounters.set(event.eventType, counter);
+      }
+      counter.inc();
       if (event.eventType === 'llm_query_sent') {
         const model = event.payload['model'];
         metrics.llmQueries.inc({ model: modelLabel(typeof model === 'string' ? model : 'unknown') });
