@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import type { AnalyticsService } from '../analytics/analytics-service.js';
 import { MAX_DAYS } from '../analytics/analytics-service.js';
-import { badRequest } from '../errors.js';
-import { toFieldProblems } from '../ingest/event.js';
+import { parseQuery } from './query-params.js';
 import type { Route } from './server.js';
 
 const DEFAULT_DAYS = 7;
@@ -30,15 +29,8 @@ export function createAnalyticsRoutes(
     path: `/analytics/${name}`,
     scope: 'read',
     async handle({ url }) {
-      const parsed = analyticsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
-      if (!parsed.success) {
-        const problems = toFieldProblems(parsed.error);
-        throw badRequest(
-          `Invalid query: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
-          problems,
-        );
-      }
-      return { status: 200, body: toSnakeCase(await service[name](parsed.data.days)) };
+      const { days } = parseQuery(analyticsQuerySchema, url.searchParams);
+      return { status: 200, body: toSnakeCase(await service[name](days)) };
     },
   });
   return [route('usage'), route('llm'), route('performance')];

@@ -2,11 +2,12 @@ import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { digestSecret } from '../security/authenticate.js';
 import { badRequest, unauthenticated } from '../errors.js';
-import { EVENT_TYPES, toFieldProblems } from '../ingest/event.js';
+import { EVENT_TYPES } from '../ingest/event.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventQueries } from '../query/event-queries.js';
 import type { StoredEvent } from '../store/event-store.js';
 import { buildOpenApiDocument } from './openapi.js';
+import { parseQuery } from './query-params.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Route } from './server.js';
 
@@ -61,15 +62,10 @@ export function createRestRoutes(deps: {
       path: '/events',
       scope: 'read',
       async handle({ url }) {
-        const parsed = eventsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
-        if (!parsed.success) {
-          const problems = toFieldProblems(parsed.error);
-          throw badRequest(
-            `Invalid query: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
-            problems,
-          );
-        }
-        const { limit, page, event_type, session_id, cursor } = parsed.data;
+        const { limit, page, event_type, session_id, cursor } = parseQuery(
+          eventsQuerySchema,
+          url.searchParams,
+        );
         const filter = { eventTypes: event_type ? [event_type] : undefined, sessionId: session_id };
         const result =
           cursor === undefined

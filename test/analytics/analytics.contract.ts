@@ -17,10 +17,7 @@ import type { Database } from '../../src/store/database.js';
 import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
 import { DEFAULT_MIGRATIONS_DIR, migrate, readMigrations } from '../../src/store/migrate.js';
 
-export interface DatabaseFixture {
-  db: Database;
-  dispose(): Promise<void>;
-}
+import type { DatabaseFixture } from '../support/databases.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -1,13 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
-import type { Database } from '../../src/store/database.js';
 import { createEventStore, isTransientStoreError, type NewEvent } from '../../src/store/event-store.js';
 import { migrate, readMigrations } from '../../src/store/migrate.js';
 
-export interface DatabaseFixture {
-  db: Database;
-  dispose(): Promise<void>;
-}
+import type { DatabaseFixture } from '../support/databases.js';
 
 const newEvent = (overrides: Partial<NewEvent> = {}): NewEvent => ({
   id: uuidv7(),
