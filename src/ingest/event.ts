@@ -101,47 +101,55 @@ const MAX_PROBLEMS = 20;
  * same rules apply to REST and GraphQL, which share this path.
  */
 export function storabilityProblems(value: unknown, field: string): FieldProblem[] {
-  const problems: FieldProblem[] = [];
-  let nodes = 0;
-  const visit = (current: unknown, path: string, depth: number): void => {
-    if (problems.length >= MAX_PROBLEMS) return;
-    nodes += 1;
-    if (nodes === MAX_PAYLOAD_NODES + 1) {
-      problems.push({ field, message: `holds more than ${MAX_PAYLOAD_NODES} values` });
-      return;
-    }
-    if (nodes > MAX_PAYLOAD_NODES) return;
-    if (typeof current === 'string') {
-      checkString(current, path, 'is');
-      return;
-    }
-    if (current === null || typeof current !== 'object') return;
-    if (depth >= MAX_PAYLOAD_DEPTH) {
-      problems.push({ field: path, message: `nests deeper than ${MAX_PAYLOAD_DEPTH} levels` });
-      return;
-    }
-    if (Array.isArray(current)) {
-      current.forEach((item, index) => visit(item, `${path}.${index}`, depth + 1));
-      return;
-    }
-    for (const [key, item] of Object.entries(current)) {
-      const itemPath = `${path}.${key.slice(0, 64)}`;
-      checkString(key, itemPath, 'key');
-      visit(item, itemPath, depth + 1);
-    }
-  };
-  const checkString = (text: string, path: string, what: 'is' | 'key') => {
-    if (text.length > MAX_STRING_LENGTH) {
-      problems.push({
-        field: path,
-        message: `${what === 'key' ? 'key ' : ''}is longer than ${MAX_STRING_LENGTH} characters`,
-      });
-    } else if (text.includes('\u0000') || !text.isWellFormed()) {
-      problems.push({ field: path, message: `${what === 'key' ? 'key ' : ''}${unstorableMessage}` });
-    }
-  };
-  visit(value, field, 0);
-  return problems;
+  const walk: Walk = { field, problems: [], nodes: 0 };
+  visit(walk, value, field, 0);
+  return walk.problems;
+}
+
+// Top-level functions over a small state object rather than closures made per
+// call: this runs for every accepted event.
+interface Walk {
+  field: string;
+  problems: FieldProblem[];
+  nodes: number;
+}
+
+function visit(walk: Walk, current: unknown, path: string, depth: number): void {
+  if (walk.problems.length >= MAX_PROBLEMS) return;
+  walk.nodes += 1;
+  if (walk.nodes === MAX_PAYLOAD_NODES + 1) {
+    walk.problems.push({ field: walk.field, message: `holds more than ${MAX_PAYLOAD_NODES} values` });
+    return;
+  }
+  if (walk.nodes > MAX_PAYLOAD_NODES) return;
+  if (typeof current === 'string') {
+    checkString(walk, current, path, '');
+    return;
+  }
+  if (current === null || typeof current !== 'object') return;
+  if (depth >= MAX_PAYLOAD_DEPTH) {
+    walk.problems.push({ field: path, message: `nests deeper than ${MAX_PAYLOAD_DEPTH} levels` });
+    return;
+  }
+  if (Array.isArray(current)) {
+    for (let index = 0; index < current.length; index += 1)
+      visit(walk, current[index], `${path}.${index}`, depth + 1);
+    return;
+  }
+  for (const key in current) {
+    if (!Object.hasOwn(current, key)) continue;
+    const itemPath = `${path}.${key.length > 64 ? key.slice(0, 64) : key}`;
+    checkString(walk, key, itemPath, 'key ');
+    visit(walk, (current as Record<string, unknown>)[key], itemPath, depth + 1);
+  }
+}
+
+function checkString(walk: Walk, text: string, path: string, what: '' | 'key '): void {
+  if (text.length > MAX_STRING_LENGTH) {
+    walk.problems.push({ field: path, message: `${what}is longer than ${MAX_STRING_LENGTH} characters` });
+  } else if (text.includes('\u0000') || !text.isWellFormed()) {
+    walk.problems.push({ field: path, message: `${what}${unstorableMessage}` });
+  }
 }
 
 const unstorableMessage = 'contains a NUL character or an unpaired surrogate, which cannot be stored';

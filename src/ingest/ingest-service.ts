@@ -1,8 +1,8 @@
-import { v7 as uuidv7 } from 'uuid';
 import { badRequest, type FieldProblem } from '../errors.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import type { Principal } from '../security/authenticate.js';
 import { payloadSchemas } from './catalog.js';
+import { uuidv7 } from './uuid7.js';
 import { logRequestSchema, storabilityProblems, toFieldProblems, type QueuedEvent } from './event.js';
 
 export interface AcceptedEvent {
