@@ -190,7 +190,11 @@ export function createEventStore(db: Database) {
         `SELECT counts.event_type, counts.events::text AS count, newest.received_at AS last_seen_at
            FROM (SELECT event_type, sum(events) AS events FROM analytics_event_counts GROUP BY event_type) counts
            CROSS JOIN LATERAL (
-             SELECT received_at FROM audit_events WHERE event_type = counts.event_type ORDER BY seq DESC LIMIT 1
+             -- Only seq in the inner query, so it can be answered from an index alone;
+             -- selecting the row there made PostgreSQL walk recent rows of every type.
+             SELECT e.received_at
+               FROM (SELECT seq FROM audit_events WHERE event_type = counts.event_type ORDER BY seq DESC LIMIT 1) last
+               JOIN audit_events e ON e.seq = last.seq
            ) newest
           ORDER BY counts.event_type`,
       );
