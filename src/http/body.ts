@@ -38,6 +38,10 @@ export async function readJsonBody(request: IncomingMessage, limitBytes: number)
       request.on('data', onData);
       request.once('end', () => resolve({ chunks, received }));
       request.once('error', reject);
+      // A client that goes away mid-body must not leave this promise pending forever.
+      request.once('close', () => {
+        if (!request.complete) reject(badRequest('The request body ended early.'));
+      });
     },
   );
   if (received === 0) throw badRequest('Request body is empty; send a JSON object.');
