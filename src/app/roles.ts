@@ -71,12 +71,12 @@ export async function startApi(
     cacheTtlMs: config.auth.keyCacheTtlMs,
     onFailure: (reason) => metrics.authFailures.inc({ reason }),
   });
-  // This process forgets a key it revoked at once; other processes within the cache's lifetime.
   const limitRequest = createRequestLimiter({
     limiter: backends.rateLimiter,
     defaultPerMinute: config.rateLimitPerMinute,
     onLimited: () => metrics.rateLimited.inc(),
   });
+  // This process forgets a key it revoked at once; other processes within the cache's lifetime.
   const apiKeys = createApiKeyService({
     store: backends.apiKeys,
     onRevoked: (prefix) => authenticator.forget(prefix),

@@ -7,7 +7,7 @@ import type { ApiKeyService } from '../security/api-keys.js';
 import { AppError, graphqlCodeOf, httpStatusOf } from '../errors.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventQueries } from '../query/event-queries.js';
-import type { Authenticator, Principal, Scope } from '../security/authenticate.js';
+import { requireScopeOf, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';
 
 /** What every resolver receives: who is calling, and the services it may use. */
 export interface GraphQLContext {
@@ -65,8 +65,5 @@ export function createContextFunction(services: GraphQLServices) {
 
 /** @throws AppError FORBIDDEN when the caller's key lacks `scope`. */
 export function requireScope(context: GraphQLContext, scope: Scope): void {
-  if (!context.principal.scopes.includes(scope)) {
-    context.onForbidden?.();
-    throw new AppError('FORBIDDEN', `This API key lacks the '${scope}' scope.`);
-  }
+  requireScopeOf(context.principal, scope, context.onForbidden);
 }

@@ -4,7 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { presentedKey, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';
+import {
+  presentedKey,
+  requireScopeOf,
+  type Authenticator,
+  type Principal,
+  type Scope,
+} from '../security/authenticate.js';
 import type { RequestLimiter } from '../security/rate-limit.js';
 import { readJsonBody } from './body.js';
 import { toErrorResponse } from './error-response.js';
@@ -86,10 +92,7 @@ export function createHttpApp(options: HttpAppOptions) {
     let principal: Principal | undefined;
     if (route.scope !== null) {
       principal = await options.authenticator.authenticate(presentedKey(request.headers));
-      if (!principal.scopes.includes(route.scope)) {
-        options.metrics?.authFailures.inc({ reason: 'scope' });
-        throw new AppError('FORBIDDEN', `This API key lacks the '${route.scope}' scope.`);
-      }
+      requireScopeOf(principal, route.scope, () => options.metrics?.authFailures.inc({ reason: 'scope' }));
       if (options.limitRequest) {
         for (const [name, value] of Object.entries(await options.limitRequest(principal))) {
           response.setHeader(name, value);

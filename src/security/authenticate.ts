@@ -136,10 +136,14 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
 
 export type Authenticator = ReturnType<typeof createAuthenticator>;
 
-/** @throws AppError FORBIDDEN when the principal lacks `scope`. */
-export function requireScopeOf(principal: Principal, scope: Scope): void {
-  if (!principal.scopes.includes(scope))
-    throw new AppError('FORBIDDEN', `This API key lacks the '${scope}' scope.`);
+/**
+ * The one scope check, for REST routes and GraphQL resolvers alike.
+ * @throws AppError FORBIDDEN when the principal lacks `scope`, after calling `onForbidden` (metrics).
+ */
+export function requireScopeOf(principal: Principal, scope: Scope, onForbidden?: () => void): void {
+  if (principal.scopes.includes(scope)) return;
+  onForbidden?.();
+  throw new AppError('FORBIDDEN', `This API key lacks the '${scope}' scope.`);
 }
 
 /** Reads the presented secret from `X-API-Key` or `Authorization: Bearer …`. */
