@@ -1,4 +1,4 @@
-import { AppError, badRequest } from '../errors.js';
+import { badRequest } from '../errors.js';
 import { isEventType, type EventType } from '../ingest/event.js';
 import type { EventQuery, EventStore, StoredEvent } from '../store/event-store.js';
 
@@ -114,9 +114,9 @@ export type EventQueries = ReturnType<typeof createEventQueries>;
 
 function checkPageSize(size: number, parameter: string): void {
   if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
-    throw new AppError('BAD_REQUEST', `${parameter}: must be between 1 and ${MAX_PAGE_SIZE}`, {
-      problems: [{ field: parameter, message: `must be between 1 and ${MAX_PAGE_SIZE}` }],
-    });
+    throw badRequest(`${parameter}: must be between 1 and ${MAX_PAGE_SIZE}`, [
+      { field: parameter, message: `must be between 1 and ${MAX_PAGE_SIZE}` },
+    ]);
   }
 }
 

@@ -27,8 +27,7 @@ export interface StoredEvent {
 }
 
 export interface EventQuery {
-  eventType?: string | undefined;
-  /** Any of these types (combined with `eventType` when both are given). */
+  /** Any of these types. */
   eventTypes?: readonly string[] | undefined;
   sessionId?: string | undefined;
   /** Received at or after this time. */
@@ -81,19 +80,13 @@ export function createEventStore(db: Database) {
   async function offsetBoundary(query: EventQuery, offset: number): Promise<bigint | null> {
     const conditions: string[] = [];
     const params: unknown[] = [];
-    const types = [...(query.eventTypes ?? []), ...(query.eventType === undefined ? [] : [query.eventType])];
-    if (query.eventType !== undefined && query.eventTypes !== undefined) {
-      // Both given: the type must satisfy each.
-      params.push(query.eventType);
-      conditions.push(`event_type = $${params.length}`);
-      params.push([...query.eventTypes]);
-      conditions.push(`event_type = ANY($${params.length}::text[])`);
-    } else if (types.length === 1) {
+    const types = query.eventTypes ?? [];
+    if (types.length === 1) {
       // A plain equality, so the (event_type, seq) index yields rows already in order.
       params.push(types[0]);
       conditions.push(`event_type = $${params.length}`);
     } else if (types.length > 1) {
-      params.push(types);
+      params.push([...types]);
       conditions.push(`event_type = ANY($${params.length}::text[])`);
     }
     if (query.sessionId !== undefined) {
@@ -156,7 +149,6 @@ export function createEventStore(db: Database) {
         select: eventColumns,
         where: {
           AND: [
-            query.eventType === undefined ? {} : { eventType: query.eventType },
             query.eventTypes === undefined ? {} : { eventType: { in: [...query.eventTypes] } },
             query.sessionId === undefined ? {} : { sessionId: query.sessionId },
             query.from === undefined ? {} : { receivedAt: { gte: query.from } },

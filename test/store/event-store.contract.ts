@@ -91,7 +91,11 @@ export function eventStoreContract(
         newEvent({ sessionId: session, eventType: index % 2 === 0 ? 'llm_query_sent' : 'error_occurred' }),
       );
       await store.insertBatch(batch);
-      const queries = await store.listEvents({ sessionId: session, eventType: 'llm_query_sent', limit: 10 });
+      const queries = await store.listEvents({
+        sessionId: session,
+        eventTypes: ['llm_query_sent'],
+        limit: 10,
+      });
       expect(queries.map((event) => event.id)).toEqual([
         batch[6]!.id,
         batch[4]!.id,
