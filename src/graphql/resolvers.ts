@@ -2,7 +2,7 @@ import { windowOf } from '../analytics/analytics-service.js';
 import { AppError, badRequest, type FieldProblem } from '../errors.js';
 import { encodeCursor, MAX_PAGE_SIZE } from '../query/event-queries.js';
 import type { Resolvers, LogEventInput, EventFilter } from './generated/resolvers-types.js';
-import { SCOPES, type Scope } from '../security/authenticate.js';
+import { isScope } from '../security/authenticate.js';
 import { requireScope } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
 
@@ -48,8 +48,6 @@ const LARGE_PAGE = 200;
 const LARGE_PAGE_LIMIT = { max: 120, window: '1m' };
 const ANALYTICS_LIMIT = { max: 120, window: '1m' };
 const BATCH_LIMIT = { max: 600, window: '1m' };
-
-const isScope = (value: string): value is Scope => (SCOPES as readonly string[]).includes(value);
 
 /** What `Query.analytics` resolves to: each section is read only when selected. */
 export interface AnalyticsParent {

@@ -5,6 +5,8 @@ import type { ApiKeyCredentials, ApiKeyStore } from '../store/api-key-store.js';
 export const SCOPES = ['ingest', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
+export const isScope = (value: string): value is Scope => (SCOPES as readonly string[]).includes(value);
+
 /** Who is calling: the key's id (recorded on every event it writes), what it may do, and its own rate limit. */
 export interface Principal {
   keyId: string;
@@ -112,9 +114,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
       lastUsed.set(credentials.id, new Date());
       return {
         keyId: credentials.id,
-        scopes: credentials.scopes.filter((scope): scope is Scope =>
-          (SCOPES as readonly string[]).includes(scope),
-        ),
+        scopes: credentials.scopes.filter(isScope),
         rateLimitPerMinute: credentials.rateLimitPerMinute ?? undefined,
       };
     },
