@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { VERSION } from './app/roles.js';
 import { startAuditgraph, type Role } from './app/start.js';
@@ -10,6 +11,11 @@ import { digestSecret, SCOPES, type KnownKey, type Scope } from './security/auth
 import { createApiKeyStore, type ApiKeyRecord } from './store/api-key-store.js';
 import { openDatabase } from './store/database.js';
 import { migrate } from './store/migrate.js';
+import { parsePublicKey } from './integrity/checkpoint.js';
+import { generateSigningKeyPem, loadSigningKey } from './integrity/keys.js';
+import { createIntegrityService } from './integrity/service.js';
+import { createEventStore } from './store/event-store.js';
+import { createIntegrityStore } from './store/integrity-store.js';
 
 const USAGE = `auditgraph ${VERSION}
 
@@ -23,6 +29,10 @@ Usage: auditgraph <command>
             create an API key; its secret is printed once, on a line of its own
   keys list                list API keys (never their secrets)
   keys revoke ID           revoke a key
+  keys signing             print a new Ed25519 checkpoint signing key (PKCS#8 PEM) for INTEGRITY_SIGNING_KEY
+  verify [--from SEQ] [--to SEQ] [--public-key FILE] [--json]
+            recompute the tamper-evident log and check the signed checkpoints; exits 1 when
+            anything was modified, deleted, inserted or reordered (naming the first such event)
   help      this text
 
 Configuration comes from the environment (and ./.env); see .env.template.
@@ -38,7 +48,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!['all', 'serve', 'worker', 'migrate', 'keys'].includes(command)) {
+  if (!['all', 'serve', 'worker', 'migrate', 'keys', 'verify'].includes(command)) {
     console.error(`Unknown command '${command}'.\n\n${USAGE}`);
     return EX_USAGE;
   }
@@ -67,6 +77,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (command === 'keys') return keys(argv.slice(1), config);
+  if (command === 'verify') return verifyCommand(argv.slice(1), config);
   return run(command as Role, config, logger);
 }
 
@@ -134,6 +145,13 @@ async function run(role: Role, config: Config, logger: Logger): Promise<number> 
 
 async function keys(args: readonly string[], config: Config): Promise<number> {
   const [action, ...rest] = args;
+  if (action === 'signing') {
+    console.error(
+      'A new checkpoint signing key; keep it secret (INTEGRITY_SIGNING_KEY or INTEGRITY_SIGNING_KEY_FILE):',
+    );
+    console.log(generateSigningKeyPem().trim());
+    return 0;
+  }
   const { values, positionals } = parseArgs({
     args: [...rest],
     allowPositionals: true,
@@ -180,6 +198,81 @@ async function keys(args: readonly string[], config: Config): Promise<number> {
     if (error instanceof AppError) {
       console.error(error.message);
       return error.code === 'NOT_FOUND' ? 1 : EX_USAGE;
+    }
+    throw error;
+  } finally {
+    await db.close();
+  }
+}
+
+/**
+ * `auditgraph verify`: the same report as GET /integrity/verify, read straight
+ * from the database. Signatures are checked with `--public-key` when given
+ * (trusting nothing the database holds), else with the configured key.
+ * @returns 0 intact, 1 tampering found, 64 bad usage, 78 a key that cannot be read.
+ */
+async function verifyCommand(args: readonly string[], config: Config): Promise<number> {
+  let values: { from?: string; to?: string; 'public-key'?: string; json?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        'public-key': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    }));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    return EX_USAGE;
+  }
+  let publicKey;
+  try {
+    const file = values['public-key'];
+    publicKey = file
+      ? parsePublicKey(await readFile(file, 'utf8'))
+      : ((
+          await loadSigningKey({
+            signingKey: config.integrity.signingKey,
+            signingKeyFile: config.integrity.signingKeyFile,
+            dataDir: config.database.kind === 'pglite' ? config.dataDir : undefined,
+            generate: false,
+          })
+        )?.publicKey ?? null);
+  } catch (error) {
+    console.error(`Cannot read the public key: ${error instanceof Error ? error.message : String(error)}`);
+    return EX_CONFIG;
+  }
+  const db = await openDatabase(config.database);
+  try {
+    await migrate(db);
+    const service = createIntegrityService({
+      store: createIntegrityStore(db),
+      events: createEventStore(db),
+      key: null,
+      verifyKey: publicKey,
+      checkpointIntervalMs: config.integrity.checkpointIntervalMs,
+    });
+    const report = await service.verify(values.from, values.to);
+    if (values.json) console.log(JSON.stringify(report, null, 2));
+    else if (report.ok) {
+      console.log(
+        `OK: ${report.eventsChecked} events, ${report.leavesChecked} hashes and ${report.checkpointsChecked} checkpoints verified` +
+          `${report.signaturesChecked ? '' : ' (signatures NOT checked: no key)'}; ${report.uncheckpointedLeaves} events not yet under a checkpoint` +
+          `${report.retainedThroughSeq === null ? '' : `; bodies up to seq ${report.retainedThroughSeq} removed by retention`}.`,
+      );
+    } else {
+      const problem = report.problem!;
+      console.log(
+        `FAILED: ${problem.kind} at seq ${problem.seq ?? '?'} (event ${problem.id ?? '?'}${problem.foundId ? `, found ${problem.foundId}` : ''}): ${problem.message}`,
+      );
+    }
+    return report.ok ? 0 : 1;
+  } catch (error) {
+    if (error instanceof AppError) {
+      console.error(error.message);
+      return EX_USAGE;
     }
     throw error;
   } finally {

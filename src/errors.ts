@@ -111,6 +111,34 @@ export function graphqlCodeOf(code: ErrorCode): string {
   }
 }
 
+/**
+ * The one mapping from the error family to WebSocket close codes, for failures
+ * that end a graphql-ws connection (graphql-ws's own codes where it has one).
+ */
+export function websocketCloseCodeOf(code: ErrorCode): number {
+  switch (code) {
+    case 'BAD_REQUEST':
+    case 'PAYLOAD_TOO_LARGE':
+    case 'UNSUPPORTED_MEDIA_TYPE':
+    case 'METHOD_NOT_ALLOWED':
+    case 'NOT_FOUND':
+      return 4400;
+    case 'UNAUTHENTICATED':
+      return 4401;
+    case 'FORBIDDEN':
+      return 4403;
+    case 'RATE_LIMITED':
+      return 4429;
+    case 'QUEUE_FULL':
+    case 'SERVICE_UNAVAILABLE':
+      return 1013; // Try Again Later
+    case 'INTERNAL':
+      return 4500;
+    default:
+      throw new UnreachableCaseError(code);
+  }
+}
+
 /** Thrown from an exhaustive switch's default branch: the compiler proves it unreachable. */
 export class UnreachableCaseError extends Error {
   constructor(value: never) {

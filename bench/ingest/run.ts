@@ -1649,6 +1649,13 @@ function render(results: Results): string {
     });
     out.push(renderTable(['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU (share of one core)'], rows));
     out.push(`   ratio serve/bare: ${pct(h.ratio)}  (target >= 50%: ${h.pass ? 'PASS' : 'MISS'})`);
+    // CPU time per request moves far less than req/s when other work shares the two cores.
+    const cpuUs = (side: 'bare' | 'serve') =>
+      median(h.rounds.map((round) => ((round[side].cpu.server ?? 0) * 1e6) / round[side].rps));
+    out.push(
+      `   server CPU per request (median of rounds): bare ${cpuUs('bare').toFixed(1)} µs, ` +
+        `serve ${cpuUs('serve').toFixed(1)} µs; bare/serve ${pct(cpuUs('bare') / cpuUs('serve'))}`,
+    );
     if (!h.valid) {
       out.push(
         '   INVALID: over 0.1% of the requests failed or were not 2xx; these figures do not measure ingest.',

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/index.js';
+import { createMemoryEventBus, createRedisEventBus, type EventBus } from '../live/event-bus.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import { createMemoryQueue } from '../queue/memory-queue.js';
 import { createRedisQueue } from '../queue/redis-queue.js';
@@ -15,6 +16,8 @@ export interface Backends {
   store: EventStore;
   apiKeys: ApiKeyStore;
   queue: EventQueue;
+  /** Announces committed events to every API process's live feed. */
+  bus: EventBus;
   /** Shared through Redis when the queue is, so replicas enforce one limit; in-process otherwise. */
   rateLimiter: RateLimiter;
   close(): Promise<void>;
@@ -42,13 +45,19 @@ export async function openBackends(config: Config): Promise<Backends> {
         ? // Namespaced by the stream: deployments sharing one Redis keep separate counters.
           await createRedisRateLimiter(config.queue.url, `${config.queue.stream}:ratelimit`)
         : createMemoryRateLimiter();
+    const bus =
+      config.queue.kind === 'redis'
+        ? createRedisEventBus(config.queue.url, `${config.queue.stream}:persisted`)
+        : createMemoryEventBus();
     return {
       db,
+      bus,
       rateLimiter,
       store: createEventStore(db),
       apiKeys: createApiKeyStore(db),
       queue,
       async close() {
+        await bus.close();
         await rateLimiter.close();
         await queue.close();
         await db.close();

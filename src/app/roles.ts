@@ -2,9 +2,19 @@ import { readFileSync } from 'node:fs';
 import { createAnalyticsService } from '../analytics/analytics-service.js';
 import type { Config } from '../config/index.js';
 import { createAnalyticsRoutes } from '../http/analytics-routes.js';
+import { createIntegrityRoutes } from '../http/integrity-routes.js';
+import type { SigningKey } from '../integrity/keys.js';
+import { startIntegrityLoops } from '../integrity/loops.js';
+import { createIntegrityService } from '../integrity/service.js';
+import { createIntegrityStore } from '../store/integrity-store.js';
 import { createAnalyticsStore } from '../store/analytics-store.js';
 import { createFieldLimiter } from '../graphql/limits.js';
-import { createGraphQLRoutes } from '../graphql/server.js';
+import type { GraphQLServices } from '../graphql/context.js';
+import { DEFAULT_QUERY_LIMITS } from '../graphql/limits.js';
+import { createFormatError, createGraphQLRoutes, createSchema } from '../graphql/server.js';
+import { createGraphQLWebSocket } from '../graphql/websocket.js';
+import { createFanout } from '../live/fanout.js';
+import { createLiveFeed } from '../live/live-feed.js';
 import { createHttpApp } from '../http/server.js';
 import { createOperationalRoutes, createRestRoutes, type ReadinessCheck } from '../http/routes.js';
 import { createEventQueries } from '../query/event-queries.js';
@@ -30,6 +40,17 @@ interface RoleDeps {
   logger: Logger;
   backends: Backends;
   metrics: Metrics;
+  /** Signs integrity checkpoints; null or absent: none are written (src/integrity/keys.ts). */
+  signingKey?: SigningKey | null;
+}
+
+function integrityServiceOf(deps: RoleDeps) {
+  return createIntegrityService({
+    store: createIntegrityStore(deps.backends.db),
+    events: deps.backends.store,
+    key: deps.signingKey ?? null,
+    checkpointIntervalMs: deps.config.integrity.checkpointIntervalMs,
+  });
 }
 
 function readinessChecks(backends: Backends): ReadinessCheck[] {
@@ -87,28 +108,53 @@ export async function startApi(
       .catch((error: unknown) => logger.warn({ err: error }, 'recording key use failed'));
   }, 10_000);
   flushLastUsed.unref();
-  const graphql = await createGraphQLRoutes(
-    {
-      authenticator,
-      ingest,
-      events,
-      analytics,
-      apiKeys,
-      limitRequest,
-      limitField: createFieldLimiter(backends.rateLimiter.fieldStore),
-      onForbidden: () => metrics.authFailures.inc({ reason: 'scope' }),
-    },
-    {
-      logger,
-      introspection: config.graphql.introspection,
-      landingPage: config.environment !== 'production',
-    },
-  );
+  const services: GraphQLServices = {
+    authenticator,
+    ingest,
+    events,
+    analytics,
+    apiKeys,
+    limitRequest,
+    limitField: createFieldLimiter(backends.rateLimiter.fieldStore),
+    onForbidden: () => metrics.authFailures.inc({ reason: 'scope' }),
+    integrity: integrityServiceOf(deps),
+  };
+  const schema = createSchema();
+  const graphql = await createGraphQLRoutes(services, {
+    schema,
+    logger,
+    introspection: config.graphql.introspection,
+    landingPage: config.environment !== 'production',
+  });
+  const feed = createLiveFeed({
+    bus: backends.bus,
+    source: events,
+    logger: logger.child({ component: 'live-feed' }),
+    onRecovered: (count) => metrics.liveRecovered.inc(count),
+  });
+  await feed.start();
+  const fanout = createFanout({
+    feed,
+    source: events,
+    logger,
+    onSent: (count) => metrics.liveMessages.inc(count),
+  });
+  const websocket = createGraphQLWebSocket({
+    schema,
+    services,
+    fanout,
+    logger,
+    metrics,
+    queryLimits: DEFAULT_QUERY_LIMITS,
+    live: config.live,
+    formatError: createFormatError(logger),
+  });
   const app = createHttpApp({
     routes: [
       ...graphql.routes,
       ...createRestRoutes({ ingest, events, version: VERSION }),
       ...createAnalyticsRoutes(analytics),
+      ...createIntegrityRoutes(services.integrity!),
       ...createOperationalRoutes({
         version: VERSION,
         readiness: readinessChecks(backends),
@@ -121,12 +167,17 @@ export async function startApi(
     maxBodyBytes: config.http.maxBodyBytes,
     metrics,
     limitRequest,
+    onUpgrade: websocket.handleUpgrade,
   });
   const ports = await app.listen(config.http.ports, config.http.host);
   logger.info({ ports, host: config.http.host }, 'API listening');
   return {
     ports,
     async stop() {
+      // WebSockets first, with Going Away: their clients reconnect to a replica that stays.
+      await websocket.close();
+      fanout.stop();
+      await feed.stop();
       await app.close(config.shutdownTimeoutMs);
       await graphql.stop();
       clearInterval(flushLastUsed);
@@ -143,6 +194,14 @@ export async function startWorkerRole(
   deps: RoleDeps & { serveMetrics: boolean },
 ): Promise<RunningRole & { metricsPort?: number }> {
   const { config, metrics, backends } = deps;
+  // The feeds read what an announcement missed from the database, so a failure costs latency,
+  // not events: warn once per interval rather than per batch while the bus is down.
+  let lastAnnounceWarning = 0;
+  const announceFailed = (error: unknown) => {
+    if (Date.now() - lastAnnounceWarning < 10_000) return;
+    lastAnnounceWarning = Date.now();
+    deps.logger.warn({ err: error }, 'announcing stored events to live feeds failed; feeds will catch up');
+  };
   const worker = createWorker({
     queue: backends.queue,
     store: backends.store,
@@ -156,11 +215,29 @@ export async function startWorkerRole(
       metrics.batchSize.observe(count);
       metrics.persistDuration.observe(seconds);
     },
+    onCommitted: (stored) => {
+      backends.bus.publish(stored).catch((error: unknown) => announceFailed(error));
+    },
     onRetry: (operation) => metrics.persistRetries.inc({ operation }),
     onDeadLetter: (_reason, cause) => metrics.deadLettered.inc({ cause }),
   });
   worker.start();
-  if (!deps.serveMetrics) return { stop: () => worker.stop(config.shutdownTimeoutMs) };
+  const integrityStore = createIntegrityStore(backends.db);
+  const integrityLoops = startIntegrityLoops({
+    service: integrityServiceOf(deps),
+    store: integrityStore,
+    intervalMs: config.integrity.checkpointIntervalMs,
+    retentionDays: config.integrity.retentionDays,
+    logger: deps.logger.child({ role: 'integrity' }),
+    onFailure: (operation) => metrics.checkpointFailures.inc({ operation }),
+  });
+  metrics.watchIntegrity(() => integrityStore.checkpointLag());
+  // The worker drains first, so the last checkpoint covers what it stored on the way out.
+  const stopWorker = async () => {
+    await worker.stop(config.shutdownTimeoutMs);
+    await integrityLoops.stop();
+  };
+  if (!deps.serveMetrics) return { stop: stopWorker };
 
   const app = createHttpApp({
     routes: createOperationalRoutes({
@@ -179,7 +256,7 @@ export async function startWorkerRole(
   return {
     metricsPort,
     async stop() {
-      await worker.stop(config.shutdownTimeoutMs);
+      await stopWorker();
       await app.close(1000);
     },
   };

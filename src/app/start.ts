@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { KnownKey } from '../security/authenticate.js';
 import { createMetrics } from '../observability/metrics.js';
 import { openBackends, type Backends } from './backends.js';
+import { loadSigningKey, type SigningKey } from '../integrity/keys.js';
 import { startApi, startWorkerRole, type RunningRole } from './roles.js';
 
 export type Role = 'all' | 'serve' | 'worker';
@@ -28,6 +29,7 @@ export async function startAuditgraph(options: {
   createAdminKeyIfNone?: boolean;
 }): Promise<Running> {
   const { role, config, logger } = options;
+  const signingKey = await openSigningKey(config, logger);
   const backends = await openBackends(config);
   let createdAdminSecret: string | undefined;
   if (role !== 'worker' && options.keys.length === 0 && (await backends.apiKeys.countActive()) === 0) {
@@ -48,7 +50,7 @@ export async function startAuditgraph(options: {
   let ports: number[] = [];
   try {
     if (role !== 'worker') {
-      const api = await startApi({ config, logger, backends, metrics, keys: options.keys });
+      const api = await startApi({ config, logger, backends, metrics, signingKey, keys: options.keys });
       ports = api.ports;
       parts.push(api);
     }
@@ -58,6 +60,7 @@ export async function startAuditgraph(options: {
         logger,
         backends,
         metrics,
+        signingKey,
         serveMetrics: role === 'worker',
       });
       if (worker.metricsPort !== undefined) ports = [worker.metricsPort];
@@ -78,4 +81,33 @@ export async function startAuditgraph(options: {
       await backends.close();
     },
   };
+}
+
+/**
+ * The checkpoint signing key (src/integrity/keys.ts), loaded before anything
+ * opens. Only its id is logged, never the key.
+ * @throws ConfigError when the configured key cannot be read or is not Ed25519.
+ */
+async function openSigningKey(config: Config, logger: Logger): Promise<SigningKey | null> {
+  let key: SigningKey | null;
+  try {
+    key = await loadSigningKey({
+      signingKey: config.integrity.signingKey,
+      signingKeyFile: config.integrity.signingKeyFile,
+      dataDir: config.database.kind === 'pglite' ? config.dataDir : undefined,
+    });
+  } catch (error) {
+    throw new ConfigError([
+      `INTEGRITY_SIGNING_KEY: ${error instanceof Error ? error.message : String(error)}`,
+    ]);
+  }
+  if (key)
+    logger.info({ keyId: key.keyId, source: key.source }, 'integrity checkpoints signed with this key');
+  else {
+    logger.warn(
+      'INTEGRITY_SIGNING_KEY is not set: no integrity checkpoints are signed, so proofs are unavailable and ' +
+        'stored history is hash-linked but not signed. Generate a key with `auditgraph keys signing`.',
+    );
+  }
+  return key;
 }

@@ -88,6 +88,16 @@ export const environmentSchema = z.object({
   WORKER_CLAIM_IDLE_MS: positiveInt(24 * 3600 * 1000).optional(),
   METRICS_PORT: port.optional(),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10 * 60 * 1000).optional(),
+
+  INTEGRITY_SIGNING_KEY: z.string().min(1).optional(),
+  INTEGRITY_SIGNING_KEY_FILE: z.string().min(1).optional(),
+  INTEGRITY_CHECKPOINT_INTERVAL_MS: positiveInt(24 * 3600 * 1000).optional(),
+  RETENTION_DAYS: positiveInt(100 * 366).optional(),
+
+  LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(10_000).optional(),
+  LIVE_MAX_SUBSCRIPTIONS_PER_KEY: positiveInt(1_000_000).optional(),
+  LIVE_MAX_BUFFERED_BYTES: positiveInt(1024 * 1024 * 1024).optional(),
+  LIVE_KEEPALIVE_MS: positiveInt(10 * 60 * 1000).optional(),
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -115,6 +125,27 @@ export interface Config {
   /** `metricsPort`: where a worker-only process serves /metrics and health. */
   worker: { batchSize: number; consumerName: string | undefined; claimIdleMs: number; metricsPort: number };
   shutdownTimeoutMs: number;
+  /**
+   * Tamper evidence (src/integrity). `signingKey` is a PKCS#8 Ed25519 key (PEM or base64 DER);
+   * without one or a file, embedded mode generates one into the data folder and PostgreSQL
+   * writes no checkpoints. `retentionDays` unset keeps events forever.
+   */
+  integrity: {
+    signingKey: string | undefined;
+    signingKeyFile: string | undefined;
+    checkpointIntervalMs: number;
+    retentionDays: number | undefined;
+  };
+  /**
+   * The `eventLogged` feed. Subscription limits are per API process; `maxBufferedBytes` is how
+   * much a connection may leave unsent before it is closed as a slow consumer.
+   */
+  live: {
+    maxSubscriptionsPerConnection: number;
+    maxSubscriptionsPerKey: number;
+    maxBufferedBytes: number;
+    keepAliveMs: number;
+  };
   /** True when nothing external is configured: PGlite and the in-process queue. */
   embedded: boolean;
 }
@@ -161,6 +192,10 @@ export function loadConfig(
   const queryPort = env.QUERY_SERVICE_PORT ?? 8002;
   const ports = producerPort === queryPort ? [producerPort] : [producerPort, queryPort];
 
+  if (env.INTEGRITY_SIGNING_KEY !== undefined && env.INTEGRITY_SIGNING_KEY_FILE !== undefined) {
+    problems.push('INTEGRITY_SIGNING_KEY_FILE: give the signing key or its file, not both');
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -185,6 +220,21 @@ export function loadConfig(
       metricsPort: env.METRICS_PORT ?? 9464,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS ?? 25_000,
+    integrity: {
+      signingKey: env.INTEGRITY_SIGNING_KEY,
+      signingKeyFile:
+        env.INTEGRITY_SIGNING_KEY_FILE === undefined
+          ? undefined
+          : path.resolve(cwd, env.INTEGRITY_SIGNING_KEY_FILE),
+      checkpointIntervalMs: env.INTEGRITY_CHECKPOINT_INTERVAL_MS ?? 10_000,
+      retentionDays: env.RETENTION_DAYS,
+    },
+    live: {
+      maxSubscriptionsPerConnection: env.LIVE_MAX_SUBSCRIPTIONS_PER_CONNECTION ?? 100,
+      maxSubscriptionsPerKey: env.LIVE_MAX_SUBSCRIPTIONS_PER_KEY ?? 1000,
+      maxBufferedBytes: env.LIVE_MAX_BUFFERED_BYTES ?? 4 * 1024 * 1024,
+      keepAliveMs: env.LIVE_KEEPALIVE_MS ?? 12_000,
+    },
     embedded: database.kind === 'pglite' && queue.kind === 'memory',
   };
 }

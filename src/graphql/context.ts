@@ -4,9 +4,11 @@ import type { RequestLimiter } from '../security/rate-limit.js';
 import type { FieldLimiter } from './limits.js';
 import type { AnalyticsService } from '../analytics/analytics-service.js';
 import type { ApiKeyService } from '../security/api-keys.js';
-import { AppError, graphqlCodeOf, httpStatusOf } from '../errors.js';
+import type { IntegrityService } from '../integrity/service.js';
+import { graphqlCodeOf, httpStatusOf } from '../errors.js';
+import { toAppError } from '../http/error-response.js';
 import type { IngestService } from '../ingest/ingest-service.js';
-import type { EventQueries } from '../query/event-queries.js';
+import type { EventFilter, EventQueries } from '../query/event-queries.js';
 import { requireScopeOf, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';
 
 /** What every resolver receives: who is calling, and the services it may use. */
@@ -16,10 +18,20 @@ export interface GraphQLContext {
   events: EventQueries;
   analytics: AnalyticsService;
   apiKeys: ApiKeyService;
+  /** Tamper evidence (src/integrity); absent where a process serves no integrity fields. */
+  integrity?: IntegrityService | undefined;
   /** Per-key limits on expensive fields (graphql-rate-limit). */
   limitField: FieldLimiter;
   /** Counts a refusal for a missing scope (metrics). */
   onForbidden?: () => void;
+  /** Present on WebSocket operations only: what `eventLogged` subscribes through. */
+  live?: LiveOperation;
+}
+
+/** One WebSocket operation's access to the live feed (src/graphql/websocket.ts). */
+export interface LiveOperation {
+  /** @throws AppError for a bad filter or cursor, or past the subscription limits. */
+  subscribe(filter: EventFilter, after: string | undefined): AsyncIterableIterator<never>;
 }
 
 export interface GraphQLServices {
@@ -29,6 +41,8 @@ export interface GraphQLServices {
   events: EventQueries;
   analytics: AnalyticsService;
   apiKeys: ApiKeyService;
+  /** Tamper evidence (src/integrity); absent where a process serves no integrity fields. */
+  integrity?: IntegrityService | undefined;
   limitField: FieldLimiter;
   onForbidden?: () => void;
 }
@@ -43,23 +57,35 @@ export function createContextFunction(services: GraphQLServices) {
     try {
       const principal = await services.authenticator.authenticate(presentedKey);
       await services.limitRequest?.(principal);
-      return {
-        principal,
-        ingest: services.ingest,
-        events: services.events,
-        analytics: services.analytics,
-        apiKeys: services.apiKeys,
-        limitField: services.limitField,
-        onForbidden: services.onForbidden,
-      };
-    } catch (error) {
-      if (!(error instanceof AppError)) throw error;
+      return contextOf(services, principal);
+    } catch (caught) {
+      const error = toAppError(caught);
+      if (error.code === 'INTERNAL') throw caught;
       const headers = new HeaderMap(Object.entries(error.headers));
       if (error.retryAfterSeconds !== undefined) headers.set('retry-after', String(error.retryAfterSeconds));
       throw new GraphQLError(error.message, {
         extensions: { code: graphqlCodeOf(error.code), http: { status: httpStatusOf(error.code), headers } },
       });
     }
+  };
+}
+
+/** The context of one operation by an authenticated caller, over HTTP or WebSocket. */
+export function contextOf(
+  services: GraphQLServices,
+  principal: Principal,
+  live?: LiveOperation,
+): GraphQLContext {
+  return {
+    principal,
+    ingest: services.ingest,
+    events: services.events,
+    analytics: services.analytics,
+    apiKeys: services.apiKeys,
+    integrity: services.integrity,
+    limitField: services.limitField,
+    onForbidden: services.onForbidden,
+    live,
   };
 }
 

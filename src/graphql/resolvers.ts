@@ -1,10 +1,17 @@
 import { windowOf } from '../analytics/analytics-service.js';
 import { AppError, badRequest, type FieldProblem } from '../errors.js';
 import { encodeCursor, MAX_PAGE_SIZE } from '../query/event-queries.js';
-import type { Resolvers, LogEventInput, EventFilter } from './generated/resolvers-types.js';
+import type {
+  Resolvers,
+  LogEventInput,
+  EventFilter,
+  ResolversParentTypes,
+} from './generated/resolvers-types.js';
+import { requireLive, subscriptionNeedsWebSocket } from './websocket.js';
 import { isScope } from '../security/authenticate.js';
 import { requireScope } from './context.js';
 import { DateTimeScalar, JSONScalar } from './scalars.js';
+import { integrityQueryResolvers } from './integrity-resolvers.js';
 
 /** GraphQL input → the body `POST /log` takes, so both go through one validation. */
 function toLogBody(input: LogEventInput): Record<string, unknown> {
@@ -49,6 +56,8 @@ const LARGE_PAGE_LIMIT = { max: 120, window: '1m' };
 const ANALYTICS_LIMIT = { max: 120, window: '1m' };
 const BATCH_LIMIT = { max: 600, window: '1m' };
 
+type AuditEventEdgeParent = ResolversParentTypes['AuditEventEdge'];
+
 /** What `Query.analytics` resolves to: each section is read only when selected. */
 export interface AnalyticsParent {
   days: number;
@@ -59,6 +68,7 @@ export const resolvers: Resolvers = {
   JSON: JSONScalar,
 
   Query: {
+    ...integrityQueryResolvers,
     async events(parent, args, context, info) {
       const { filter, first, after } = args;
       requireScope(context, 'read');
@@ -103,6 +113,21 @@ export const resolvers: Resolvers = {
     usage: ({ days }, _args, context) => context.analytics.usage(days),
     llm: ({ days }, _args, context) => context.analytics.llm(days),
     performance: ({ days }, _args, context) => context.analytics.performance(days),
+  },
+
+  Subscription: {
+    eventLogged: {
+      subscribe(_parent, { filter, after }, context) {
+        requireScope(context, 'read');
+        return requireLive(context.live).subscribe(toFilter(filter), after ?? undefined);
+      },
+      // The fanout executes the selection with the edge as the root value (src/graphql/websocket.ts);
+      // over HTTP there is no root value, and the operation is refused.
+      resolve(root: { eventLogged?: AuditEventEdgeParent } | undefined) {
+        if (!root?.eventLogged) throw subscriptionNeedsWebSocket();
+        return root.eventLogged;
+      },
+    },
   },
 
   Mutation: {

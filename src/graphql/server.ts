@@ -3,9 +3,12 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import type { GraphQLFormattedError } from 'graphql';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { AppError, graphqlCodeOf } from '../errors.js';
+import { toAppError } from '../http/error-response.js';
 import type { Route, RouteContext, RouteResult } from '../http/server.js';
+import { isDatabaseUnavailable } from '../store/database.js';
 import type { Logger } from '../observability/logger.js';
 import { presentedKey } from '../security/authenticate.js';
 import { createContextFunction, type GraphQLContext, type GraphQLServices } from './context.js';
@@ -23,15 +26,21 @@ export function loadTypeDefs(): string {
     .join('\n');
 }
 
+/** The one executable schema, served by Apollo over HTTP and by graphql-ws over WebSocket. */
+export function createSchema(): GraphQLSchema {
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
+}
+
 /**
  * What a client sees of an error: AppErrors keep their message and get their
- * code from the one mapping; GraphQL's own errors (syntax, validation,
+ * code from the one mapping (an unreachable database is SERVICE_UNAVAILABLE); GraphQL's own errors (syntax, validation,
  * variables) pass through; anything else is an internal error whose message,
  * and any stack, stay in the logs.
  */
 export function createFormatError(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = originalErrorOf(error);
+    let original = originalErrorOf(error);
+    if (isDatabaseUnavailable(original)) original = toAppError(original);
     if (original instanceof AppError) {
       const extensions: Record<string, unknown> = { code: graphqlCodeOf(original.code) };
       if (original.problems.length > 0) extensions['fields'] = original.problems;
@@ -69,12 +78,17 @@ function originalErrorOf(error: unknown): unknown {
  */
 export async function createGraphQLRoutes(
   services: GraphQLServices,
-  options: { logger: Logger; introspection: boolean; landingPage: boolean; limits?: QueryLimits },
+  options: {
+    schema: GraphQLSchema;
+    logger: Logger;
+    introspection: boolean;
+    landingPage: boolean;
+    limits?: QueryLimits;
+  },
 ): Promise<{ routes: Route[]; stop(): Promise<void> }> {
   const limits = options.limits ?? DEFAULT_QUERY_LIMITS;
   const apollo = new ApolloServer<GraphQLContext>({
-    typeDefs: loadTypeDefs(),
-    resolvers,
+    schema: options.schema,
     introspection: options.introspection,
     includeStacktraceInErrorResponses: false,
     // The process's own shutdown drains HTTP first and stops Apollo after; Apollo's

@@ -1,7 +1,20 @@
-import { AppError, httpStatusOf, type ErrorCode } from '../errors.js';
+import { AppError, httpStatusOf, serviceUnavailable, type ErrorCode } from '../errors.js';
+import { isDatabaseUnavailable } from '../store/database.js';
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; fields?: Array<{ field: string; message: string }> };
+}
+
+/**
+ * The error family member a failure is for a client: AppErrors as they are, an
+ * unreachable database as SERVICE_UNAVAILABLE (retry later), anything else as
+ * INTERNAL with a generic message. REST and GraphQL both map through here.
+ */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (isDatabaseUnavailable(error))
+    return serviceUnavailable('The database is unavailable; retry later.', 5, error);
+  return new AppError('INTERNAL', 'Internal server error.', { cause: error });
 }
 
 /** What a client sees of any failure: an AppError's own message, or a generic one. Never a stack. */
@@ -10,8 +23,7 @@ export function toErrorResponse(error: unknown): {
   body: ErrorBody;
   headers: Record<string, string>;
 } {
-  const appError =
-    error instanceof AppError ? error : new AppError('INTERNAL', 'Internal server error.', { cause: error });
+  const appError = toAppError(error);
   const headers: Record<string, string> = { ...appError.headers };
   if (appError.retryAfterSeconds !== undefined) headers['retry-after'] = String(appError.retryAfterSeconds);
   const body: ErrorBody = { error: { code: appError.code, message: appError.message } };

@@ -1,5 +1,6 @@
 import { EVENT_TYPES } from '../ingest/event.js';
 import { PAYLOAD_CATALOG } from '../ingest/catalog.js';
+import { integrityOpenApiPaths } from './integrity-routes.js';
 
 const errorResponse = (description: string) => ({
   description,
@@ -237,6 +238,7 @@ export function buildOpenApiDocument(version: string) {
       '/analytics/performance': analyticsPath(
         'Review and syntax-analysis durations, events per hour, pipeline lag',
       ),
+      ...integrityOpenApiPaths,
       '/health': { get: { summary: 'Liveness', responses: { '200': { description: 'Alive' } } } },
       '/health/ready': {
         get: {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -21,6 +22,8 @@ export interface RouteContext {
   url: { pathname: string; search: string; readonly searchParams: URLSearchParams };
   /** Set when the route requires a scope; routes without one see `undefined`. */
   principal: Principal | undefined;
+  /** Values of the path's `{name}` segments, e.g. `{ id }` for `/events/{id}/proof`. */
+  params: Readonly<Record<string, string>>;
   readJson(): Promise<unknown>;
 }
 
@@ -34,6 +37,7 @@ export interface RouteResult {
 
 export interface Route {
   method: 'GET' | 'POST' | 'OPTIONS';
+  /** Exact, or with `{name}` segments that match one path segment each. */
   path: string;
   /** The scope a caller's key needs; `null` for open routes such as `/health`. */
   scope: Scope | null;
@@ -48,6 +52,8 @@ export interface HttpAppOptions {
   metrics?: Metrics;
   /** Applied after authentication on every route that needs a key. */
   limitRequest?: RequestLimiter;
+  /** Takes connection upgrades (WebSocket); without it they are refused. */
+  onUpgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 /**
@@ -61,6 +67,37 @@ export function createHttpApp(options: HttpAppOptions) {
     const byMethod = table.get(route.path) ?? new Map<string, Route>();
     byMethod.set(route.method, route);
     table.set(route.path, byMethod);
+  }
+  // Exact paths are one map lookup; the few templated ones are tried after, in order.
+  const templates = [...table.entries()]
+    .filter(([routePath]) => routePath.includes('{'))
+    .map(([routePath, byMethod]) => {
+      const names: string[] = [];
+      const pattern = routePath
+        .split('/')
+        .map((segment) => {
+          const name = /^\{(\w+)\}$/.exec(segment)?.[1];
+          if (name === undefined) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+          names.push(name);
+          return '([^/]+)';
+        })
+        .join('/');
+      return { routePath, byMethod, names, regex: new RegExp(`^${pattern}$`) };
+    });
+
+  function lookup(
+    path: string,
+  ): { routePath: string; byMethod: Map<string, Route>; params: Record<string, string> } | undefined {
+    const exact = table.get(path);
+    if (exact && !path.includes('{')) return { routePath: path, byMethod: exact, params: {} };
+    for (const template of templates) {
+      const match = template.regex.exec(path);
+      if (!match) continue;
+      const params: Record<string, string> = {};
+      template.names.forEach((name, index) => (params[name] = decodeSegment(match[index + 1] ?? '', name)));
+      return { routePath: template.routePath, byMethod: template.byMethod, params };
+    }
+    return undefined;
   }
 
   async function dispatch(
@@ -81,9 +118,10 @@ export function createHttpApp(options: HttpAppOptions) {
       },
     };
     const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
-    const byMethod = table.get(path);
-    if (!byMethod) throw new AppError('NOT_FOUND', `No route for ${url.pathname}.`);
-    matched.route = path;
+    const found = lookup(path);
+    if (!found) throw new AppError('NOT_FOUND', `No route for ${url.pathname}.`);
+    const { byMethod, params } = found;
+    matched.route = found.routePath;
     const route = byMethod.get(request.method ?? 'GET');
     if (!route) {
       response.setHeader('allow', [...byMethod.keys()].join(', '));
@@ -103,6 +141,7 @@ export function createHttpApp(options: HttpAppOptions) {
       request,
       url,
       principal,
+      params,
       readJson: () => readJsonBody(request, options.maxBodyBytes),
     });
     if (result.raw) sendText(response, result.status, String(result.body), result.headers);
@@ -186,6 +225,7 @@ export function createHttpApp(options: HttpAppOptions) {
       const bound: number[] = [];
       for (const port of ports) {
         const server = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+        if (options.onUpgrade) server.on('upgrade', options.onUpgrade);
         servers.push(server);
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
@@ -218,6 +258,16 @@ export function createHttpApp(options: HttpAppOptions) {
 }
 
 export type HttpApp = ReturnType<typeof createHttpApp>;
+
+function decodeSegment(segment: string, name: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new AppError('BAD_REQUEST', `${name}: not a valid URL path segment`, {
+      problems: [{ field: name, message: 'is not a valid URL path segment' }],
+    });
+  }
+}
 
 let requestCounter = 0;
 const processTag = randomBytes(4).toString('hex');

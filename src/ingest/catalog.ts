@@ -69,3 +69,21 @@ export const payloadSchemas: Record<EventType, z.ZodType<Record<string, unknown>
   llm_feedback_received: z.looseObject(PAYLOAD_CATALOG.llm_feedback_received),
   error_occurred: z.looseObject(PAYLOAD_CATALOG.error_occurred),
 };
+
+/** Each type's documented fields with their schemas, for {@link payloadFieldsValid}. */
+const documentedFields = {} as Record<EventType, ReadonlyArray<{ field: string; schema: z.ZodType }>>;
+for (const [type, shape] of Object.entries(PAYLOAD_CATALOG) as Array<[EventType, Record<string, z.ZodType>]>)
+  documentedFields[type] = Object.entries(shape).map(([field, schema]) => ({ field, schema }));
+
+/**
+ * True when `payloadSchemas[eventType]` would accept `payload`, checking only
+ * the documented fields it holds instead of copying the whole object: the
+ * common case on the ingest path. On false, parse with the schema for the errors.
+ */
+export function payloadFieldsValid(eventType: EventType, payload: Record<string, unknown>): boolean {
+  for (const { field, schema } of documentedFields[eventType]) {
+    const value = payload[field];
+    if (value !== undefined && !schema.safeParse(value).success) return false;
+  }
+  return true;
+}

@@ -20,6 +20,16 @@ export function createMetrics() {
     return reading;
   };
 
+  let integrityLag: (() => Promise<IntegrityLag>) | undefined;
+  // One read of the database serves both integrity gauges of a scrape.
+  let readingLag: Promise<IntegrityLag | undefined> | undefined;
+  const readIntegrityLag = (): Promise<IntegrityLag | undefined> => {
+    readingLag ??= (integrityLag?.() ?? Promise.resolve(undefined))
+      .catch(() => undefined)
+      .finally(() => setImmediate(() => (readingLag = undefined)));
+    return readingLag;
+  };
+
   const metrics = {
     registry,
     apiRequests: new Counter({
@@ -114,6 +124,60 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    liveConnections: new Gauge({
+      name: 'auditgraph_live_connections',
+      help: 'Open WebSocket connections to this API process (the eventLogged feed).',
+      registers: [registry],
+    }),
+    liveSubscriptions: new Gauge({
+      name: 'auditgraph_live_subscriptions',
+      help: 'Active eventLogged subscriptions on this API process.',
+      registers: [registry],
+    }),
+    liveMessages: new Counter({
+      name: 'auditgraph_live_messages_total',
+      help: 'eventLogged messages sent to subscribers. Its rate against the persistence rate shows the fan-out.',
+      registers: [registry],
+    }),
+    liveDisconnects: new Counter({
+      name: 'auditgraph_live_disconnects_total',
+      help: 'WebSocket connections closed by the server, by reason. Rising slow_consumer means subscribers cannot keep up.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    liveRecovered: new Counter({
+      name: 'auditgraph_live_recovered_events_total',
+      help: 'Events the feed read from the database because their announcement was late or lost (pub/sub outage, worker crash). Occasional is normal; steady means the bus is unhealthy.',
+      registers: [registry],
+    }),
+    checkpointAge: new Gauge({
+      name: 'auditgraph_integrity_checkpoint_age_seconds',
+      help: 'How long the oldest stored event not yet under a signed checkpoint has waited (0 when all are covered). Rising past a few checkpoint intervals means checkpoints stopped: recent history is not yet tamper-evident.',
+      registers: [registry],
+      async collect() {
+        const lag = await readIntegrityLag();
+        if (lag) this.set(lag.oldestAgeSeconds);
+      },
+    }),
+    uncheckpointedEvents: new Gauge({
+      name: 'auditgraph_integrity_uncheckpointed_events',
+      help: 'Stored events not yet under a signed checkpoint. Growing without falling back means checkpoints stopped.',
+      registers: [registry],
+      async collect() {
+        const lag = await readIntegrityLag();
+        if (lag) this.set(lag.uncheckpointed);
+      },
+    }),
+    checkpointFailures: new Counter({
+      name: 'auditgraph_integrity_checkpoint_failures_total',
+      help: 'Checkpoint or retention runs that failed. Any rise needs a look at the worker log; a missing leaf means tampering.',
+      labelNames: ['operation'] as const,
+      registers: [registry],
+    }),
+    /** Makes the integrity gauges read `lag` at each scrape (processes that write checkpoints). */
+    watchIntegrity(lag: () => Promise<IntegrityLag>): void {
+      integrityLag = lag;
+    },
     /** Makes the queue gauges read `stats` at each scrape. */
     watchQueue(stats: () => Promise<QueueStats>): void {
       queueStats = stats;
@@ -132,10 +196,19 @@ export function createMetrics() {
   for (const operation of ['insert', 'acknowledge', 'dead-letter', 'read'])
     metrics.persistRetries.inc({ operation }, 0);
   for (const reason of ['missing', 'unknown', 'revoked', 'scope']) metrics.authFailures.inc({ reason }, 0);
+  for (const operation of ['checkpoint', 'retention']) metrics.checkpointFailures.inc({ operation }, 0);
+  for (const reason of ['slow_consumer', 'keepalive_timeout', 'shutdown'])
+    metrics.liveDisconnects.inc({ reason }, 0);
   return metrics;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What the integrity gauges show: see IntegrityStore.checkpointLag. */
+export interface IntegrityLag {
+  uncheckpointed: number;
+  oldestAgeSeconds: number;
+}
 
 /**
  * Keeps a label's values bounded: the first `max` distinct values pass, the

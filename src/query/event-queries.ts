@@ -36,26 +36,30 @@ export const MAX_PAGE_SIZE = 1000;
 /** Offset paging past this many rows is refused: the keyset cursor costs the same at any depth. */
 export const MAX_OFFSET = 100_000;
 
+/** What an {@link EventFilter} selects, checked once: the store queries by it and the live feed matches by it. */
+export type CompiledFilter = Pick<EventQuery, 'eventTypes' | 'sessionId' | 'from' | 'to' | 'payloadMatches'>;
+
+/** @throws AppError BAD_REQUEST for an empty time window or a malformed payload path. */
+export function compileFilter(filter: EventFilter): CompiledFilter {
+  if (filter.from && filter.to && filter.from >= filter.to) {
+    throw badRequest('filter.from must be before filter.to', [
+      { field: 'from', message: 'must be before to' },
+    ]);
+  }
+  return {
+    eventTypes: filter.eventTypes && filter.eventTypes.length > 0 ? filter.eventTypes : undefined,
+    sessionId: filter.sessionId,
+    from: filter.from,
+    to: filter.to,
+    payloadMatches: filter.payload?.map((match) => ({ path: payloadPath(match.path), value: match.value })),
+  };
+}
+
 /**
  * Reading events back, for REST and GraphQL alike: newest first, filtered, in
  * keyset pages (`after`) or, for the spec's `page`, offset pages kept shallow.
  */
 export function createEventQueries({ store }: { store: EventStore }) {
-  function toQuery(filter: EventFilter): Omit<EventQuery, 'limit'> {
-    if (filter.from && filter.to && filter.from >= filter.to) {
-      throw badRequest('filter.from must be before filter.to', [
-        { field: 'from', message: 'must be before to' },
-      ]);
-    }
-    return {
-      eventTypes: filter.eventTypes && filter.eventTypes.length > 0 ? filter.eventTypes : undefined,
-      sessionId: filter.sessionId,
-      from: filter.from,
-      to: filter.to,
-      payloadMatches: filter.payload?.map((match) => ({ path: payloadPath(match.path), value: match.value })),
-    };
-  }
-
   async function page(query: EventQuery): Promise<EventPage> {
     // One row more than asked tells whether another page exists, without a count.
     const rows = await store.listEvents({ ...query, limit: query.limit + 1 });
@@ -78,7 +82,7 @@ export function createEventQueries({ store }: { store: EventStore }) {
     ): Promise<EventPage> {
       checkPageSize(first, names.first);
       const beforeSeq = after ? decodeCursor(after, names.after) : undefined;
-      return page({ ...toQuery(filter), limit: first, beforeSeq });
+      return page({ ...compileFilter(filter), limit: first, beforeSeq });
     },
 
     /** The spec's `limit` and `page` (from 1). */
@@ -90,7 +94,7 @@ export function createEventQueries({ store }: { store: EventStore }) {
           { field: 'page', message: 'is too deep; follow next_cursor instead' },
         ]);
       }
-      return page({ ...toQuery(filter), limit, offset });
+      return page({ ...compileFilter(filter), limit, offset });
     },
 
     async get(id: string): Promise<StoredEvent | null> {
@@ -99,6 +103,22 @@ export function createEventQueries({ store }: { store: EventStore }) {
       }
       return store.findById(id);
     },
+
+    /**
+     * Oldest first: up to `limit` events matching `filter` stored after `afterSeq`
+     * (and before `beforeSeq`). The live feed catches up with it.
+     */
+    async since(
+      filter: CompiledFilter,
+      afterSeq: bigint,
+      limit: number,
+      beforeSeq?: bigint,
+    ): Promise<StoredEvent[]> {
+      return store.listEvents({ ...filter, afterSeq, beforeSeq, ascending: true, limit });
+    },
+
+    /** The newest stored position (0 when empty). */
+    latestSeq: (): Promise<bigint> => store.latestSeq(),
 
     /** Counts and last-seen times of the known types; rows of types since retired are left out. */
     async eventTypes(): Promise<Array<{ eventType: EventType; count: number; lastSeenAt: Date }>> {

@@ -17,19 +17,48 @@ export interface RedisQueueOptions {
 }
 
 // Checking the length and appending in one script makes the high-water mark
-// exact across any number of API replicas, at one round trip per request.
-// Acknowledged entries are deleted (see ack), so XLEN is the queue's depth.
+// exact across any number of API replicas. Acknowledged entries are deleted
+// (see ack), so XLEN is the queue's depth. One call carries every enqueue a
+// process gathered in one event-loop turn: ARGV[1] is the high-water mark, then
+// per enqueue its entry count and its bodies. Each enqueue is taken whole or
+// refused whole, in order, as if called one by one; the answer holds 1 (taken)
+// or 0 (refused: full) per enqueue.
 const ENQUEUE_BOUNDED = `
+local maxLength = tonumber(ARGV[1])
 local length = redis.call('XLEN', KEYS[1])
-if length + #ARGV - 1 > tonumber(ARGV[1]) then return -1 end
-for i = 2, #ARGV do redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]) end
-return length + #ARGV - 1
+local answer = {}
+local at = 2
+while at <= #ARGV do
+  local count = tonumber(ARGV[at])
+  if length + count > maxLength then
+    answer[#answer + 1] = 0
+  else
+    for i = at + 1, at + count do redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]) end
+    length = length + count
+    answer[#answer + 1] = 1
+  end
+  at = at + count + 1
+end
+return answer
 `;
+
+/** Bodies per script call at most; a larger turn is split into several calls, sent in order. */
+const MAX_BODIES_PER_CALL = 2000;
 
 type StreamReply = Array<[stream: string, entries: Array<[id: string, fields: string[]] | null>]> | null;
 
 interface BoundedRedis extends Redis {
-  enqueueBounded(stream: string, maxLength: number, ...bodies: string[]): Promise<number>;
+  enqueueBounded(
+    stream: string,
+    maxLength: number,
+    ...countsAndBodies: Array<string | number>
+  ): Promise<number[]>;
+}
+
+interface PendingEnqueue {
+  bodies: readonly string[];
+  resolve(): void;
+  reject(error: unknown): void;
 }
 
 /**
@@ -91,16 +120,53 @@ export async function createRedisQueue(options: RedisQueueOptions): Promise<Even
     return toEntries(reply?.[0]?.[1] ?? []);
   };
 
-  return {
-    async enqueue(bodies) {
-      if (bodies.length === 0) return;
-      let result: number;
-      try {
-        result = await commands.enqueueBounded(options.stream, options.maxLength, ...bodies);
-      } catch (error) {
-        throw serviceUnavailable('The ingest queue is unavailable; retry later.', 1, error);
+  // Enqueues gathered in the current event-loop turn, sent as one script call.
+  let gathering: PendingEnqueue[] | undefined;
+
+  const enqueueBatch = async (batch: readonly PendingEnqueue[]): Promise<void> => {
+    const args: Array<string | number> = [];
+    for (const item of batch) args.push(item.bodies.length, ...item.bodies);
+    let answer: number[];
+    try {
+      answer = await commands.enqueueBounded(options.stream, options.maxLength, ...args);
+    } catch (error) {
+      for (const item of batch)
+        item.reject(serviceUnavailable('The ingest queue is unavailable; retry later.', 1, error));
+      return;
+    }
+    batch.forEach((item, index) => {
+      if (answer[index] === 1) item.resolve();
+      else item.reject(queueFull(QUEUE_FULL_RETRY_AFTER_SECONDS));
+    });
+  };
+
+  const flushEnqueues = () => {
+    const all = gathering!;
+    gathering = undefined;
+    let from = 0;
+    let bodies = 0;
+    for (let index = 0; index < all.length; index += 1) {
+      bodies += all[index]!.bodies.length;
+      if (bodies >= MAX_BODIES_PER_CALL || index === all.length - 1) {
+        void enqueueBatch(all.slice(from, index + 1));
+        from = index + 1;
+        bodies = 0;
       }
-      if (result < 0) throw queueFull(QUEUE_FULL_RETRY_AFTER_SECONDS);
+    }
+  };
+
+  return {
+    enqueue(bodies) {
+      if (bodies.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        if (gathering === undefined) {
+          gathering = [];
+          // setImmediate rather than nextTick: requests read from different sockets in one
+          // poll phase each finish their own tick, and should still share one call.
+          setImmediate(flushEnqueues);
+        }
+        gathering.push({ bodies, resolve, reject });
+      });
     },
 
     async read(consumer, max, blockMs) {

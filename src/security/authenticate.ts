@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import crypto, { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError, unauthenticated } from '../errors.js';
 import type { ApiKeyCredentials, ApiKeyStore } from '../store/api-key-store.js';
 
@@ -23,7 +23,12 @@ export interface KnownKey {
   rateLimitPerMinute?: number;
 }
 
-export const digestSecret = (secret: string): Buffer => createHash('sha256').update(secret, 'utf8').digest();
+// crypto.hash (Node 20.12+) skips the Hash object: over a microsecond less per
+// request on the ingest path, where every request digests its key.
+export const digestSecret: (secret: string) => Buffer =
+  typeof crypto.hash === 'function'
+    ? (secret) => crypto.hash('sha256', secret, 'buffer')
+    : (secret) => createHash('sha256').update(secret, 'utf8').digest();
 
 const saltedDigest = (salt: Buffer, secret: string): Buffer =>
   createHash('sha256').update(salt).update(secret, 'utf8').digest();

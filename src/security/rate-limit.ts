@@ -14,7 +14,8 @@ export interface RateLimitDecision {
 /**
  * Requests per key per minute, in fixed one-minute windows. The Redis
  * implementation is shared by every API replica, so N replicas enforce one
- * limit, exactly: each request is one atomic increment of one counter.
+ * limit, exactly: each request takes its own value of one atomically
+ * incremented counter.
  */
 export interface RateLimiter {
   /** Counts one request by `id` and says whether it is within `limit`. */
@@ -27,19 +28,38 @@ export interface RateLimiter {
 const WINDOW_MS = 60_000;
 
 // The window comes from Redis's clock, not each replica's, so replicas whose
-// clocks differ still count into the same window.
-const HIT = `
+// clocks differ still count into the same window. One call counts every hit a
+// process gathered in one event-loop turn: KEYS are the counters' prefixes,
+// ARGV[1] the window, ARGV[i + 1] the hits on KEYS[i]. It answers each
+// counter's new value, then the milliseconds left in the window.
+const HIT_MANY = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local window = math.floor(now / tonumber(ARGV[1]))
-local key = KEYS[1] .. ':' .. window
-local count = redis.call('INCR', key)
-if count == 1 then redis.call('PEXPIRE', key, ARGV[1]) end
-return { count, (window + 1) * tonumber(ARGV[1]) - now }
+local windowMs = tonumber(ARGV[1])
+local window = math.floor(now / windowMs)
+local answer = {}
+for i = 1, #KEYS do
+  local key = KEYS[i] .. ':' .. window
+  local hits = tonumber(ARGV[i + 1])
+  local count = redis.call('INCRBY', key, hits)
+  if count == hits then redis.call('PEXPIRE', key, windowMs) end
+  answer[i] = count
+end
+answer[#KEYS + 1] = (window + 1) * windowMs - now
+return answer
 `;
 
+/** Distinct counters per script call; a larger turn is split into several calls. */
+const MAX_KEYS_PER_CALL = 500;
+
 interface HitRedis extends Redis {
-  rateLimitHit(key: string, windowMs: number): Promise<[number, number]>;
+  rateLimitHitMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number[]>;
+}
+
+interface Waiter {
+  limit: number;
+  resolve(decision: RateLimitDecision): void;
+  reject(error: unknown): void;
 }
 
 const decide = (count: number, limit: number, resetMs: number): RateLimitDecision => ({
@@ -49,6 +69,12 @@ const decide = (count: number, limit: number, resetMs: number): RateLimitDecisio
   resetSeconds: Math.max(1, Math.ceil(resetMs / 1000)),
 });
 
+/**
+ * The shared limiter. Hits are gathered for one event-loop turn and counted in
+ * one script call (INCRBY by the number of hits per key); the hits on one key
+ * take consecutive values of its counter, in arrival order, so every request
+ * still learns exactly where it falls and replicas still share one limit.
+ */
 export async function createRedisRateLimiter(url: string, prefix: string): Promise<RateLimiter> {
   const redis = new Redis(url, {
     enableAutoPipelining: true,
@@ -58,20 +84,60 @@ export async function createRedisRateLimiter(url: string, prefix: string): Promi
     retryStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, 2000),
   }) as HitRedis;
   redis.on('error', () => undefined);
-  redis.defineCommand('rateLimitHit', { numberOfKeys: 1, lua: HIT });
+  redis.defineCommand('rateLimitHitMany', { lua: HIT_MANY });
   await redis.connect();
+
+  // Waiters by key, in arrival order, for the turn being gathered.
+  let gathering: Map<string, Waiter[]> | undefined;
+
+  const count = async (batch: ReadonlyArray<[key: string, waiters: Waiter[]]>): Promise<void> => {
+    const args: Array<string | number> = batch.map(([key]) => key);
+    args.push(WINDOW_MS);
+    for (const [, waiters] of batch) args.push(waiters.length);
+    let answer: number[];
+    try {
+      answer = await redis.rateLimitHitMany(batch.length, ...args);
+    } catch (error) {
+      // Without the shared counter there is no limit to enforce; refusing is safer than letting floods through.
+      for (const [, waiters] of batch)
+        for (const waiter of waiters)
+          waiter.reject(serviceUnavailable('The rate limiter is unavailable; retry later.', 1, error));
+      return;
+    }
+    const resetMs = answer[batch.length]!;
+    batch.forEach(([, waiters], index) => {
+      // The counter reached answer[index] with this key's last hit; earlier hits took the values before.
+      const first = answer[index]! - waiters.length + 1;
+      for (let i = 0; i < waiters.length; i += 1) {
+        const waiter = waiters[i]!;
+        waiter.resolve(decide(first + i, waiter.limit, resetMs));
+      }
+    });
+  };
+
+  const flush = () => {
+    const entries = [...gathering!];
+    gathering = undefined;
+    for (let from = 0; from < entries.length; from += MAX_KEYS_PER_CALL)
+      void count(entries.slice(from, from + MAX_KEYS_PER_CALL));
+  };
 
   const fieldKey = (identity: Identity) =>
     `${prefix}:field:${identity.contextIdentity}:${identity.fieldIdentity}`;
   return {
-    async hit(id, limit) {
-      try {
-        const [count, resetMs] = await redis.rateLimitHit(`${prefix}:${id}`, WINDOW_MS);
-        return decide(count, limit, resetMs);
-      } catch (error) {
-        // Without the shared counter there is no limit to enforce; refusing is safer than letting floods through.
-        throw serviceUnavailable('The rate limiter is unavailable; retry later.', 1, error);
-      }
+    hit(id, limit) {
+      return new Promise<RateLimitDecision>((resolve, reject) => {
+        if (gathering === undefined) {
+          gathering = new Map();
+          // setImmediate rather than nextTick: requests read from different sockets in one
+          // poll phase each finish their own tick, and should still share one call.
+          setImmediate(flush);
+        }
+        const key = `${prefix}:${id}`;
+        const waiters = gathering.get(key);
+        if (waiters) waiters.push({ limit, resolve, reject });
+        else gathering.set(key, [{ limit, resolve, reject }]);
+      });
     },
     fieldStore: {
       async getForIdentity(identity) {

@@ -1,6 +1,8 @@
 import { insertWithRollupsSql } from './analytics-store.js';
 import type { Database } from './database.js';
 import type { Prisma } from './generated/prisma/client.js';
+import { leafHashOf, leafTime } from '../integrity/leaf.js';
+import { backfillLeaves } from './integrity-store.js';
 
 /** An event as the worker hands it to the store. */
 export interface NewEvent {
@@ -41,6 +43,10 @@ export interface EventQuery {
   offset?: number;
   /** Only events older than this position (a keyset cursor). */
   beforeSeq?: bigint | undefined;
+  /** Only events newer than this position: the live feed catching up. */
+  afterSeq?: bigint | undefined;
+  /** Oldest first instead of newest first. */
+  ascending?: boolean;
 }
 
 /**
@@ -51,10 +57,37 @@ export interface EventQuery {
  */
 const SEQ_ORDER_LOCK_KEY = 0x61756469; // "audi"
 
+// Every value explicit: seq, the leaf and persisted_at are fixed before the statement, because
+// the leaf hash covers them. The leaves go in by the same statement as the events and their
+// rollups (a CTE ahead of the ones insertWithRollupsSql adds), so one round trip writes all.
+const INSERT_LEAVES_CTE = `leaves AS (
+  INSERT INTO audit_log_leaves (leaf_index, seq, event_id, leaf_hash)
+  SELECT l.leaf_index, l.seq, l.event_id, decode(l.leaf_hash, 'hex')
+  FROM unnest($9::bigint[], $2::bigint[], $1::uuid[], $10::text[]) AS l(leaf_index, seq, event_id, leaf_hash)
+)`;
 const INSERT_BATCH = `
-INSERT INTO audit_events (id, event_type, session_id, payload, client_time, received_at, api_key_id)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::text[])
-ON CONFLICT (id) DO NOTHING`;
+INSERT INTO audit_events (id, seq, event_type, session_id, payload, client_time, received_at, persisted_at, api_key_id)
+SELECT u.id, u.seq, u.event_type, u.session_id, u.payload, u.client_time, u.received_at, $8::timestamptz, u.api_key_id
+FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[], $11::text[])
+  AS u(id, seq, event_type, session_id, payload, client_time, received_at, api_key_id)`;
+
+/** The insert statement: leaves, events and rollups together. */
+function insertStatement(): string {
+  const withRollups = insertWithRollupsSql(INSERT_BATCH);
+  if (!withRollups.startsWith('WITH ')) throw new Error('insertWithRollupsSql no longer starts with WITH');
+  return `WITH ${INSERT_LEAVES_CTE},\n${withRollups.slice('WITH '.length)}`;
+}
+
+// Run under the lock, in its own statement: a statement's snapshot is taken when it starts, so
+// this one sees every batch committed before the lock was granted. The seqs are allocated for
+// the whole batch up front, as ON CONFLICT did before; duplicates leave gaps, which seq allows.
+const PREPARE_BATCH = `
+SELECT
+  (SELECT COALESCE(array_agg(event_id::text), '{}') FROM audit_log_leaves WHERE event_id = ANY($1::uuid[])) AS existing,
+  (SELECT COALESCE(max(leaf_index) + 1, 0)::text FROM audit_log_leaves) AS next_leaf,
+  (SELECT max(seq)::text FROM audit_events) AS max_seq,
+  array(SELECT nextval(pg_get_serial_sequence('audit_events', 'seq'))::text FROM generate_series(1, $2::int)) AS seqs,
+  now()::timestamptz(3) AS now`;
 
 const eventColumns = {
   id: true,
@@ -108,30 +141,79 @@ export function createEventStore(db: Database) {
 
   return {
     /**
-     * Persists a batch in one statement. Idempotent on the event id: events
-     * already stored are skipped, so a redelivered batch never duplicates.
-     * The same statement adds the rows it inserted, and only those, to the
-     * analytics rollups (src/store/analytics-store.ts), so they commit or roll
-     * back with the events and a redelivery is never counted twice.
-     * @returns how many rows were new.
+     * Persists a batch: the events, one hash-log leaf per new event
+     * (src/integrity/leaf.ts) and the analytics rollups, in one transaction.
+     * Idempotent on the event id: events already stored (or stored and since
+     * removed by retention) are skipped, as is a repeat of an id within the
+     * batch, so a redelivered batch never duplicates, never adds a second leaf
+     * and is never counted twice by the rollups.
+     *
+     * Batches from every worker are serialized by an advisory lock, so `seq` and
+     * the leaf positions are assigned, and become visible, in commit order.
+     * @returns how many events were new, and those events as stored, in ascending seq order.
      */
-    async insertBatch(events: readonly NewEvent[]): Promise<{ inserted: number }> {
-      if (events.length === 0) return { inserted: 0 };
-      const params = [
-        events.map((event) => event.id),
-        events.map((event) => event.eventType),
-        events.map((event) => event.sessionId),
-        events.map((event) => JSON.stringify(event.payload)),
-        events.map((event) => event.clientTime),
-        events.map((event) => event.receivedAt),
-        events.map((event) => event.apiKeyId),
-      ];
-      const inserted = await db.transaction(async (tx) => {
+    async insertBatch(events: readonly NewEvent[]): Promise<{ inserted: number; stored: StoredEvent[] }> {
+      if (events.length === 0) return { inserted: 0, stored: [] };
+      return db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [SEQ_ORDER_LOCK_KEY]);
-        const rows = await tx.query<{ inserted: number }>(insertWithRollupsSql(INSERT_BATCH), params);
-        return rows[0]?.inserted ?? 0;
+        const prepare = async () => {
+          const [row] = await tx.query<{
+            existing: string[];
+            next_leaf: string;
+            max_seq: string | null;
+            seqs: string[];
+            now: Date;
+          }>(PREPARE_BATCH, [events.map((event) => event.id), events.length]);
+          if (!row) throw new Error('insertBatch: the prepare query returned no row');
+          return row;
+        };
+        let state = await prepare();
+        if (state.next_leaf === '0' && state.max_seq !== null) {
+          // Events stored before the hash log existed: they get their leaves first, once.
+          await backfillLeaves(tx);
+          state = await prepare();
+        }
+        const next = BigInt(state.next_leaf);
+
+        const seen = new Set(state.existing.map((id) => id.toLowerCase()));
+        const fresh: StoredEvent[] = [];
+        for (const event of events) {
+          const id = event.id.toLowerCase();
+          if (seen.has(id)) continue;
+          seen.add(id);
+          fresh.push({
+            id,
+            seq: state.seqs[fresh.length]!,
+            eventType: event.eventType,
+            sessionId: event.sessionId,
+            payload: event.payload,
+            // Normalized to what timestamptz(3) keeps, so the hash covers exactly what is stored.
+            clientTime: event.clientTime === null ? null : new Date(leafTime(event.clientTime)),
+            receivedAt: new Date(leafTime(event.receivedAt)),
+            persistedAt: state.now,
+            apiKeyId: event.apiKeyId,
+          });
+        }
+        if (fresh.length === 0) return { inserted: 0, stored: [] };
+
+        const rows = await tx.query<{ inserted: number }>(insertStatement(), [
+          fresh.map((event) => event.id),
+          fresh.map((event) => event.seq),
+          fresh.map((event) => event.eventType),
+          fresh.map((event) => event.sessionId),
+          fresh.map((event) => JSON.stringify(event.payload)),
+          fresh.map((event) => event.clientTime),
+          fresh.map((event) => event.receivedAt),
+          state.now,
+          fresh.map((_, offset) => (next + BigInt(offset)).toString()),
+          fresh.map((event) => leafHashOf(event).toString('hex')),
+          fresh.map((event) => event.apiKeyId),
+        ]);
+        // An id stored without a leaf (written around this store) fails the insert on the primary
+        // key, rather than getting a leaf that does not match what is stored.
+        const inserted = rows[0]?.inserted ?? 0;
+        return { inserted, stored: fresh };
       });
-      return { inserted };
     },
 
     /** Newest first. */
@@ -154,12 +236,13 @@ export function createEventStore(db: Database) {
             query.from === undefined ? {} : { receivedAt: { gte: query.from } },
             query.to === undefined ? {} : { receivedAt: { lt: query.to } },
             query.beforeSeq === undefined ? {} : { seq: { lt: query.beforeSeq } },
+            query.afterSeq === undefined ? {} : { seq: { gt: query.afterSeq } },
             ...(query.payloadMatches ?? []).map((match) => ({
               payload: { path: [...match.path], equals: match.value as Prisma.InputJsonValue },
             })),
           ],
         },
-        orderBy: { seq: 'desc' },
+        orderBy: { seq: query.ascending === true ? 'asc' : 'desc' },
         skip: offset,
         take: query.limit,
       });
@@ -195,6 +278,15 @@ export function createEventStore(db: Database) {
         count: Number(row.count),
         lastSeenAt: new Date(row.last_seen_at),
       }));
+    },
+
+    /** The newest committed position; 0 when nothing is stored. */
+    async latestSeq(): Promise<bigint> {
+      const newest = await db.prisma.auditEvent.findFirst({
+        select: { seq: true },
+        orderBy: { seq: 'desc' },
+      });
+      return newest?.seq ?? 0n;
     },
 
     async countByIds(ids: readonly string[]): Promise<number> {

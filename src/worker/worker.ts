@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { queuedEventSchema, type QueuedEvent } from '../ingest/event.js';
 import type { Logger } from '../observability/logger.js';
 import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
-import { isTransientStoreError, type EventStore } from '../store/event-store.js';
+import { isTransientStoreError, type EventStore, type StoredEvent } from '../store/event-store.js';
 
 export interface WorkerOptions {
   queue: EventQueue;
@@ -17,6 +17,11 @@ export interface WorkerOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Called after each committed batch with its size and the insert's duration (metrics, tests). */
   onPersisted?: (count: number, seconds: number) => void;
+  /**
+   * Called after each commit with the events it stored (not the redelivered ones
+   * skipped), in seq order: the live feed's announcement. It must not throw.
+   */
+  onCommitted?: (stored: StoredEvent[]) => void;
   onDeadLetter?: (reason: string, cause: 'unparseable' | 'unstorable') => void;
   /** Called before each retry of a transiently failed operation. */
   onRetry?: (operation: string) => void;
@@ -76,8 +81,9 @@ export function createWorker(options: WorkerOptions) {
         'insert',
         async () => {
           const startedAt = performance.now();
-          await store.insertBatch(items.map((item) => item.event));
+          const { stored } = await store.insertBatch(items.map((item) => item.event));
           seconds = (performance.now() - startedAt) / 1000;
+          if (stored.length > 0) options.onCommitted?.(stored);
         },
         isTransientStoreError,
       );

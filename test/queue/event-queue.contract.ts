@@ -108,6 +108,39 @@ export function eventQueueContract(
       expect((await queue.stats()).depth).toBe(3);
     });
 
+    it('takes concurrent enqueues each whole, in call order, none lost or split', async () => {
+      const queue = await open();
+      const calls = Array.from({ length: 50 }, (_, call) =>
+        Array.from({ length: 1 + (call % 3) }, (_, item) => `${call}.${item}`),
+      );
+      await Promise.all(calls.map((bodies) => queue.enqueue(bodies)));
+      const entries = await queue.read('c', 1000, 100);
+      expect(entries.map((entry) => entry.body)).toEqual(calls.flat());
+    });
+
+    it('answers each of concurrent enqueues on its own when the queue fills among them', async () => {
+      const queue = await open(4);
+      const outcomes = await Promise.allSettled([
+        queue.enqueue(['a', 'b']),
+        queue.enqueue(['c', 'd', 'e']),
+        queue.enqueue(['f']),
+        queue.enqueue(['g']),
+        queue.enqueue(['h']),
+      ]);
+      expect(outcomes.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+      ]);
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') expect((outcome.reason as AppError).code).toBe('QUEUE_FULL');
+      }
+      const entries = await queue.read('c', 10, 100);
+      expect(entries.map((entry) => entry.body)).toEqual(['a', 'b', 'f', 'g']);
+    });
+
     it('moves a dead letter aside with its body and reason, out of the live queue', async () => {
       const queue = await open();
       await queue.enqueue(['poison', 'fine']);

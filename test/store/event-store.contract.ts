@@ -59,7 +59,7 @@ export function eventStoreContract(
         }),
         newEvent({ sessionId: session, eventType: 'review_completed', apiKeyId: null }),
       ];
-      expect(await store.insertBatch(batch)).toEqual({ inserted: 2 });
+      expect((await store.insertBatch(batch)).inserted).toBe(2);
       const stored = await store.listEvents({ sessionId: session, limit: 10 });
       expect(stored.map((event) => event.id)).toEqual([batch[1]!.id, batch[0]!.id]);
       expect(BigInt(stored[0]!.seq)).toBeGreaterThan(BigInt(stored[1]!.seq));
@@ -80,9 +80,30 @@ export function eventStoreContract(
       const first = [newEvent({ sessionId: session }), newEvent({ sessionId: session })];
       await store.insertBatch(first);
       const again = [...first, newEvent({ sessionId: session })];
-      expect(await store.insertBatch(again)).toEqual({ inserted: 1 });
+      expect((await store.insertBatch(again)).inserted).toBe(1);
       expect(await store.countByIds(again.map((event) => event.id))).toBe(3);
       expect(await store.listEvents({ sessionId: session, limit: 10 })).toHaveLength(3);
+    });
+
+    it('returns exactly the newly stored events, as stored, in ascending seq order', async () => {
+      const session = `s-${uuidv7()}`;
+      const known = newEvent({ sessionId: session });
+      await store.insertBatch([known]);
+      const fresh = [
+        newEvent({ sessionId: session, clientTime: '2026-01-02T03:04:05.678+02:00' }),
+        newEvent({ sessionId: session, apiKeyId: null }),
+      ];
+      // A redelivered event and a repeat within the batch are skipped, and not returned.
+      const result = await store.insertBatch([fresh[0]!, known, fresh[1]!, fresh[0]!]);
+      expect(result.inserted).toBe(2);
+      expect(result.stored.map((event) => event.id)).toEqual(fresh.map((event) => event.id));
+      expect(BigInt(result.stored[1]!.seq)).toBeGreaterThan(BigInt(result.stored[0]!.seq));
+      const listed = await store.listEvents({ sessionId: session, limit: 10 });
+      expect(result.stored).toEqual(
+        listed.filter((event) => event.id !== known.id).sort((a, b) => Number(BigInt(a.seq) - BigInt(b.seq))),
+      );
+      expect(result.stored[0]!.clientTime?.toISOString()).toBe('2026-01-02T01:04:05.678Z');
+      expect(await store.insertBatch([known, ...fresh])).toEqual({ inserted: 0, stored: [] });
     });
 
     it('filters by type and session, newest first, with offset pages and a keyset cursor', async () => {

@@ -55,7 +55,7 @@ export async function startTestApp(
   const running = await startAuditgraph({
     role: options.role ?? 'all',
     config,
-    logger: createLogger({ level: 'silent' }),
+    logger: createLogger({ level: (env['LOG_LEVEL'] ?? 'silent') as 'silent' }),
     keys: [adminKey, readKey, ingestKey],
   });
   return {

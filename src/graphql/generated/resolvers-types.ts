@@ -130,6 +130,24 @@ export type EventFilter = {
   to?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
+/**
+ * Everything a client needs, with the service's public key, to check that one event is in the signed
+ * history (auditgraph's verifyEventProof, src/integrity/verifier.ts, does it without a database).
+ */
+export type EventProof = {
+  __typename?: 'EventProof';
+  /** Sibling hashes, bottom-up, within the checkpoint's range (RFC 9162 audit path). */
+  auditPath: Array<Scalars['String']['output']>;
+  checkpoint: IntegrityCheckpoint;
+  /** The event as stored; null once retention removed its body (its hash remains provable). */
+  event: Maybe<AuditEvent>;
+  id: Scalars['ID']['output'];
+  /** SHA-256(0x00 || RFC 8785 JSON of the event's id, seq, eventType, sessionId, payload, clientTime, receivedAt, persistedAt, apiKeyId). */
+  leafHash: Scalars['String']['output'];
+  leafIndex: Scalars['String']['output'];
+  seq: Scalars['String']['output'];
+};
+
 /** The event types of the logging-service v2 spec. The names are the spec's, as REST uses them. */
 export type EventType =
   | 'error_occurred'
@@ -169,6 +187,83 @@ export type HourEvents = {
   __typename?: 'HourEvents';
   events: Scalars['Int']['output'];
   hour: Scalars['DateTime']['output'];
+};
+
+/**
+ * A signed checkpoint. The Ed25519 signature covers the RFC 8785 canonical JSON of every other field;
+ * rootHash = SHA-256(0x02 || previousRoot || rangeRoot). Hashes are hex, the signature base64.
+ */
+export type IntegrityCheckpoint = {
+  __typename?: 'IntegrityCheckpoint';
+  /** Exactly the signed string (ISO 8601, UTC, milliseconds). */
+  createdAt: Scalars['String']['output'];
+  firstLeaf: Scalars['String']['output'];
+  index: Scalars['String']['output'];
+  keyId: Scalars['String']['output'];
+  lastSeq: Scalars['String']['output'];
+  previousRoot: Scalars['String']['output'];
+  rangeRoot: Scalars['String']['output'];
+  rootHash: Scalars['String']['output'];
+  signature: Scalars['String']['output'];
+  treeSize: Scalars['String']['output'];
+};
+
+export type IntegrityProblem = {
+  __typename?: 'IntegrityProblem';
+  /** For reordered or replaced positions: the event found where `id` belongs. */
+  foundId: Maybe<Scalars['ID']['output']>;
+  /** The event at the broken position: the one the log expects there, or the unknown row found. */
+  id: Maybe<Scalars['ID']['output']>;
+  kind: IntegrityProblemKind;
+  message: Scalars['String']['output'];
+  seq: Maybe<Scalars['String']['output']>;
+};
+
+/** What kind of change verification found at the first broken position. */
+export type IntegrityProblemKind =
+  /** A checkpoint's signature or its link to the previous checkpoint is wrong. */
+  | 'checkpoint_invalid'
+  /** The event's row is gone (and retention did not remove it). */
+  | 'deleted'
+  /** A row the hash log does not know, written around auditgraph. */
+  | 'inserted'
+  /** The hash log itself lacks a position (a leaf was deleted). */
+  | 'leaf_missing'
+  /** A range of leaves no longer matches its signed checkpoint: an event and its leaf were rewritten together. */
+  | 'leaves_modified'
+  /** The event's stored fields no longer hash to its leaf. */
+  | 'modified'
+  /** An event stored at another position than the one the log holds for it. */
+  | 'reordered';
+
+export type IntegrityPublicKey = {
+  __typename?: 'IntegrityPublicKey';
+  algorithm: Scalars['String']['output'];
+  keyId: Scalars['String']['output'];
+  /** The raw 32-byte key, base64. */
+  publicKey: Scalars['String']['output'];
+  publicKeyPem: Scalars['String']['output'];
+};
+
+export type IntegrityReport = {
+  __typename?: 'IntegrityReport';
+  checkpointsChecked: Scalars['Int']['output'];
+  eventsChecked: Scalars['Int']['output'];
+  /** The seq window verified; null bounds mean the start or end of the log. */
+  from: Maybe<Scalars['String']['output']>;
+  leavesChecked: Scalars['Int']['output'];
+  /** True when every event, leaf and checkpoint checked is intact. */
+  ok: Scalars['Boolean']['output'];
+  /** The first problem in seq order, or null when ok. */
+  problem: Maybe<IntegrityProblem>;
+  /** Bodies of events up to this seq were removed by retention on purpose; their hashes remain. */
+  retainedThroughSeq: Maybe<Scalars['String']['output']>;
+  /** False when the service has no signing key: hashes were checked, signatures were not. */
+  signaturesChecked: Scalars['Boolean']['output'];
+  to: Maybe<Scalars['String']['output']>;
+  treeSize: Scalars['String']['output'];
+  /** Events stored but not yet under a signed checkpoint. */
+  uncheckpointedLeaves: Scalars['String']['output'];
 };
 
 export type LagPercentiles = {
@@ -349,10 +444,18 @@ export type Query = {
   /** Every API key, revoked ones included (admin scope). */
   apiKeys: Array<ApiKey>;
   event: Maybe<AuditEvent>;
+  /** The inclusion proof of one event (read scope). */
+  eventProof: EventProof;
   /** Each event type that has been stored, with its count and last time seen. */
   eventTypes: Array<EventTypeCount>;
   /** Events, newest first. `first` is 1 to 1000. */
   events: AuditEventConnection;
+  /** The key that signs checkpoints (read scope). */
+  integrityPublicKey: IntegrityPublicKey;
+  /** The newest signed checkpoint, or null before the first (read scope). */
+  latestCheckpoint: Maybe<IntegrityCheckpoint>;
+  /** Recomputes the hash log over the events with from ≤ seq ≤ to (whole log by default) and checks the checkpoints (admin scope). */
+  verifyIntegrity: IntegrityReport;
 };
 
 
@@ -366,10 +469,21 @@ export type QueryEventArgs = {
 };
 
 
+export type QueryEventProofArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
 export type QueryEventsArgs = {
   after: InputMaybe<Scalars['String']['input']>;
   filter: InputMaybe<EventFilter>;
   first?: Scalars['Int']['input'];
+};
+
+
+export type QueryVerifyIntegrityArgs = {
+  from: InputMaybe<Scalars['String']['input']>;
+  to: InputMaybe<Scalars['String']['input']>;
 };
 
 export type ReviewCompletion = {
@@ -387,6 +501,24 @@ export type Scope =
   | 'ingest'
   /** Read events and analytics. */
   | 'read';
+
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Every stored event that matches `filter`, in `seq` order, as soon as it is persisted (never
+   * before: a query finds whatever this delivers). Keep the last `cursor` you received: resubscribing
+   * with it as `after` first delivers every matching event stored since, then the live stream, with no
+   * gap and no duplicate. Over WebSocket (graphql-ws protocol) at /graphql; authenticate in
+   * `connection_init` with `{ "x-api-key": "..." }`; needs the read scope.
+   */
+  eventLogged: AuditEventEdge;
+};
+
+
+export type SubscriptionEventLoggedArgs = {
+  after: InputMaybe<Scalars['String']['input']>;
+  filter: InputMaybe<EventFilter>;
+};
 
 export type TokenSums = {
   __typename?: 'TokenSums';
@@ -500,6 +632,7 @@ export type ResolversTypes = {
   DayEvents: ResolverTypeWrapper<DayEvents>;
   ErrorRate: ResolverTypeWrapper<ErrorRate>;
   EventFilter: EventFilter;
+  EventProof: ResolverTypeWrapper<Omit<EventProof, 'event'> & { event?: Maybe<ResolversTypes['AuditEvent']> }>;
   EventType: EventType;
   EventTypeCount: ResolverTypeWrapper<EventTypeCount>;
   EventTypeEvents: ResolverTypeWrapper<EventTypeEvents>;
@@ -509,6 +642,11 @@ export type ResolversTypes = {
   HourEvents: ResolverTypeWrapper<HourEvents>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  IntegrityCheckpoint: ResolverTypeWrapper<IntegrityCheckpoint>;
+  IntegrityProblem: ResolverTypeWrapper<IntegrityProblem>;
+  IntegrityProblemKind: IntegrityProblemKind;
+  IntegrityPublicKey: ResolverTypeWrapper<IntegrityPublicKey>;
+  IntegrityReport: ResolverTypeWrapper<IntegrityReport>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
   LagPercentiles: ResolverTypeWrapper<LagPercentiles>;
   LlmAnalytics: ResolverTypeWrapper<LlmAnalytics>;
@@ -529,6 +667,7 @@ export type ResolversTypes = {
   ReviewCompletion: ResolverTypeWrapper<ReviewCompletion>;
   Scope: Scope;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   TokenSums: ResolverTypeWrapper<TokenSums>;
   UsageAnalytics: ResolverTypeWrapper<UsageAnalytics>;
 };
@@ -548,6 +687,7 @@ export type ResolversParentTypes = {
   DayEvents: DayEvents;
   ErrorRate: ErrorRate;
   EventFilter: EventFilter;
+  EventProof: Omit<EventProof, 'event'> & { event?: Maybe<ResolversParentTypes['AuditEvent']> };
   EventTypeCount: EventTypeCount;
   EventTypeEvents: EventTypeEvents;
   EventsPerHour: EventsPerHour;
@@ -556,6 +696,10 @@ export type ResolversParentTypes = {
   HourEvents: HourEvents;
   ID: Scalars['ID']['output'];
   Int: Scalars['Int']['output'];
+  IntegrityCheckpoint: IntegrityCheckpoint;
+  IntegrityProblem: IntegrityProblem;
+  IntegrityPublicKey: IntegrityPublicKey;
+  IntegrityReport: IntegrityReport;
   JSON: Scalars['JSON']['output'];
   LagPercentiles: LagPercentiles;
   LlmAnalytics: LlmAnalytics;
@@ -575,6 +719,7 @@ export type ResolversParentTypes = {
   Query: Record<PropertyKey, never>;
   ReviewCompletion: ReviewCompletion;
   String: Scalars['String']['output'];
+  Subscription: Record<PropertyKey, never>;
   TokenSums: TokenSums;
   UsageAnalytics: UsageAnalytics;
 };
@@ -646,6 +791,16 @@ export type ErrorRateResolvers<ContextType = GraphQLContext, ParentType extends 
   rate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
 };
 
+export type EventProofResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['EventProof'] = ResolversParentTypes['EventProof']> = {
+  auditPath?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  checkpoint?: Resolver<ResolversTypes['IntegrityCheckpoint'], ParentType, ContextType>;
+  event?: Resolver<Maybe<ResolversTypes['AuditEvent']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  leafHash?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  leafIndex?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  seq?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type EventTypeCountResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['EventTypeCount'] = ResolversParentTypes['EventTypeCount']> = {
   count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   eventType?: Resolver<ResolversTypes['EventType'], ParentType, ContextType>;
@@ -670,6 +825,48 @@ export type FieldProblemResolvers<ContextType = GraphQLContext, ParentType exten
 export type HourEventsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['HourEvents'] = ResolversParentTypes['HourEvents']> = {
   events?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   hour?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+};
+
+export type IntegrityCheckpointResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['IntegrityCheckpoint'] = ResolversParentTypes['IntegrityCheckpoint']> = {
+  createdAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  firstLeaf?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  index?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  keyId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  lastSeq?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  previousRoot?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  rangeRoot?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  rootHash?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  signature?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  treeSize?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type IntegrityProblemResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['IntegrityProblem'] = ResolversParentTypes['IntegrityProblem']> = {
+  foundId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['IntegrityProblemKind'], ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  seq?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type IntegrityPublicKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['IntegrityPublicKey'] = ResolversParentTypes['IntegrityPublicKey']> = {
+  algorithm?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  keyId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  publicKey?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  publicKeyPem?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type IntegrityReportResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['IntegrityReport'] = ResolversParentTypes['IntegrityReport']> = {
+  checkpointsChecked?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  eventsChecked?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  from?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  leavesChecked?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  problem?: Resolver<Maybe<ResolversTypes['IntegrityProblem']>, ParentType, ContextType>;
+  retainedThroughSeq?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  signaturesChecked?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  to?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  treeSize?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  uncheckpointedLeaves?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
 export interface JsonScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSON'], any> {
@@ -773,14 +970,22 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   analytics?: Resolver<ResolversTypes['Analytics'], ParentType, ContextType, RequireFields<QueryAnalyticsArgs, 'days'>>;
   apiKeys?: Resolver<Array<ResolversTypes['ApiKey']>, ParentType, ContextType>;
   event?: Resolver<Maybe<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<QueryEventArgs, 'id'>>;
+  eventProof?: Resolver<ResolversTypes['EventProof'], ParentType, ContextType, RequireFields<QueryEventProofArgs, 'id'>>;
   eventTypes?: Resolver<Array<ResolversTypes['EventTypeCount']>, ParentType, ContextType>;
   events?: Resolver<ResolversTypes['AuditEventConnection'], ParentType, ContextType, RequireFields<QueryEventsArgs, 'first'>>;
+  integrityPublicKey?: Resolver<ResolversTypes['IntegrityPublicKey'], ParentType, ContextType>;
+  latestCheckpoint?: Resolver<Maybe<ResolversTypes['IntegrityCheckpoint']>, ParentType, ContextType>;
+  verifyIntegrity?: Resolver<ResolversTypes['IntegrityReport'], ParentType, ContextType, Partial<QueryVerifyIntegrityArgs>>;
 };
 
 export type ReviewCompletionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ReviewCompletion'] = ResolversParentTypes['ReviewCompletion']> = {
   completed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   completionRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   started?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  eventLogged?: SubscriptionResolver<ResolversTypes['AuditEventEdge'], "eventLogged", ParentType, ContextType, Partial<SubscriptionEventLoggedArgs>>;
 };
 
 export type TokenSumsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TokenSums'] = ResolversParentTypes['TokenSums']> = {
@@ -811,11 +1016,16 @@ export type Resolvers<ContextType = GraphQLContext> = {
   DateTime?: GraphQLScalarType;
   DayEvents?: DayEventsResolvers<ContextType>;
   ErrorRate?: ErrorRateResolvers<ContextType>;
+  EventProof?: EventProofResolvers<ContextType>;
   EventTypeCount?: EventTypeCountResolvers<ContextType>;
   EventTypeEvents?: EventTypeEventsResolvers<ContextType>;
   EventsPerHour?: EventsPerHourResolvers<ContextType>;
   FieldProblem?: FieldProblemResolvers<ContextType>;
   HourEvents?: HourEventsResolvers<ContextType>;
+  IntegrityCheckpoint?: IntegrityCheckpointResolvers<ContextType>;
+  IntegrityProblem?: IntegrityProblemResolvers<ContextType>;
+  IntegrityPublicKey?: IntegrityPublicKeyResolvers<ContextType>;
+  IntegrityReport?: IntegrityReportResolvers<ContextType>;
   JSON?: GraphQLScalarType;
   LagPercentiles?: LagPercentilesResolvers<ContextType>;
   LlmAnalytics?: LlmAnalyticsResolvers<ContextType>;
@@ -832,6 +1042,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   PerformanceAnalytics?: PerformanceAnalyticsResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   ReviewCompletion?: ReviewCompletionResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
   TokenSums?: TokenSumsResolvers<ContextType>;
   UsageAnalytics?: UsageAnalyticsResolvers<ContextType>;
 };

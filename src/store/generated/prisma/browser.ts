@@ -59,3 +59,19 @@ export type AnalyticsSessionLastSeen = Prisma.AnalyticsSessionLastSeenModel
  * An API key. Only a salted SHA-256 of the secret is kept, with a display prefix to find it by.
  */
 export type ApiKey = Prisma.ApiKeyModel
+/**
+ * Model AuditLogLeaf
+ * One event's position in the hash log. Survives the event row (retention, or tampering), so a
+ * missing event can still be named by id and seq.
+ */
+export type AuditLogLeaf = Prisma.AuditLogLeafModel
+/**
+ * Model IntegrityCheckpoint
+ * A signed statement over the leaves [firstLeaf, treeSize), chained to the previous checkpoint.
+ */
+export type IntegrityCheckpoint = Prisma.IntegrityCheckpointModel
+/**
+ * Model IntegrityRetention
+ * A retention run: event bodies of every leaf below through_tree_size may be gone on purpose.
+ */
+export type IntegrityRetention = Prisma.IntegrityRetentionModel

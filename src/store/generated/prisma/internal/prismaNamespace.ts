@@ -404,7 +404,10 @@ export const ModelName = {
   AnalyticsHistogramDaily: 'AnalyticsHistogramDaily',
   AnalyticsSessionActivity: 'AnalyticsSessionActivity',
   AnalyticsSessionLastSeen: 'AnalyticsSessionLastSeen',
-  ApiKey: 'ApiKey'
+  ApiKey: 'ApiKey',
+  AuditLogLeaf: 'AuditLogLeaf',
+  IntegrityCheckpoint: 'IntegrityCheckpoint',
+  IntegrityRetention: 'IntegrityRetention'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -420,7 +423,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "auditEvent" | "analyticsEventCount" | "analyticsLlmUsage" | "analyticsHistogramHourly" | "analyticsHistogramDaily" | "analyticsSessionActivity" | "analyticsSessionLastSeen" | "apiKey"
+    modelProps: "auditEvent" | "analyticsEventCount" | "analyticsLlmUsage" | "analyticsHistogramHourly" | "analyticsHistogramDaily" | "analyticsSessionActivity" | "analyticsSessionLastSeen" | "apiKey" | "auditLogLeaf" | "integrityCheckpoint" | "integrityRetention"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1016,6 +1019,228 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    AuditLogLeaf: {
+      payload: Prisma.$AuditLogLeafPayload<ExtArgs>
+      fields: Prisma.AuditLogLeafFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AuditLogLeafFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AuditLogLeafFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>
+        }
+        findFirst: {
+          args: Prisma.AuditLogLeafFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AuditLogLeafFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>
+        }
+        findMany: {
+          args: Prisma.AuditLogLeafFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>[]
+        }
+        create: {
+          args: Prisma.AuditLogLeafCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>
+        }
+        createMany: {
+          args: Prisma.AuditLogLeafCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AuditLogLeafCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>[]
+        }
+        delete: {
+          args: Prisma.AuditLogLeafDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>
+        }
+        update: {
+          args: Prisma.AuditLogLeafUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>
+        }
+        deleteMany: {
+          args: Prisma.AuditLogLeafDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AuditLogLeafUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AuditLogLeafUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>[]
+        }
+        upsert: {
+          args: Prisma.AuditLogLeafUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AuditLogLeafPayload>
+        }
+        aggregate: {
+          args: Prisma.AuditLogLeafAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAuditLogLeaf>
+        }
+        groupBy: {
+          args: Prisma.AuditLogLeafGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AuditLogLeafGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AuditLogLeafCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AuditLogLeafCountAggregateOutputType> | number
+        }
+      }
+    }
+    IntegrityCheckpoint: {
+      payload: Prisma.$IntegrityCheckpointPayload<ExtArgs>
+      fields: Prisma.IntegrityCheckpointFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.IntegrityCheckpointFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.IntegrityCheckpointFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>
+        }
+        findFirst: {
+          args: Prisma.IntegrityCheckpointFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.IntegrityCheckpointFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>
+        }
+        findMany: {
+          args: Prisma.IntegrityCheckpointFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>[]
+        }
+        create: {
+          args: Prisma.IntegrityCheckpointCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>
+        }
+        createMany: {
+          args: Prisma.IntegrityCheckpointCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.IntegrityCheckpointCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>[]
+        }
+        delete: {
+          args: Prisma.IntegrityCheckpointDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>
+        }
+        update: {
+          args: Prisma.IntegrityCheckpointUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>
+        }
+        deleteMany: {
+          args: Prisma.IntegrityCheckpointDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.IntegrityCheckpointUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.IntegrityCheckpointUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>[]
+        }
+        upsert: {
+          args: Prisma.IntegrityCheckpointUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityCheckpointPayload>
+        }
+        aggregate: {
+          args: Prisma.IntegrityCheckpointAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateIntegrityCheckpoint>
+        }
+        groupBy: {
+          args: Prisma.IntegrityCheckpointGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.IntegrityCheckpointGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.IntegrityCheckpointCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.IntegrityCheckpointCountAggregateOutputType> | number
+        }
+      }
+    }
+    IntegrityRetention: {
+      payload: Prisma.$IntegrityRetentionPayload<ExtArgs>
+      fields: Prisma.IntegrityRetentionFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.IntegrityRetentionFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.IntegrityRetentionFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>
+        }
+        findFirst: {
+          args: Prisma.IntegrityRetentionFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.IntegrityRetentionFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>
+        }
+        findMany: {
+          args: Prisma.IntegrityRetentionFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>[]
+        }
+        create: {
+          args: Prisma.IntegrityRetentionCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>
+        }
+        createMany: {
+          args: Prisma.IntegrityRetentionCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.IntegrityRetentionCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>[]
+        }
+        delete: {
+          args: Prisma.IntegrityRetentionDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>
+        }
+        update: {
+          args: Prisma.IntegrityRetentionUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>
+        }
+        deleteMany: {
+          args: Prisma.IntegrityRetentionDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.IntegrityRetentionUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.IntegrityRetentionUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>[]
+        }
+        upsert: {
+          args: Prisma.IntegrityRetentionUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$IntegrityRetentionPayload>
+        }
+        aggregate: {
+          args: Prisma.IntegrityRetentionAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateIntegrityRetention>
+        }
+        groupBy: {
+          args: Prisma.IntegrityRetentionGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.IntegrityRetentionGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.IntegrityRetentionCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.IntegrityRetentionCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1153,6 +1378,43 @@ export const ApiKeyScalarFieldEnum = {
 } as const
 
 export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof ApiKeyScalarFieldEnum]
+
+
+export const AuditLogLeafScalarFieldEnum = {
+  leafIndex: 'leafIndex',
+  seq: 'seq',
+  eventId: 'eventId',
+  leafHash: 'leafHash'
+} as const
+
+export type AuditLogLeafScalarFieldEnum = (typeof AuditLogLeafScalarFieldEnum)[keyof typeof AuditLogLeafScalarFieldEnum]
+
+
+export const IntegrityCheckpointScalarFieldEnum = {
+  id: 'id',
+  firstLeaf: 'firstLeaf',
+  treeSize: 'treeSize',
+  lastSeq: 'lastSeq',
+  rangeRoot: 'rangeRoot',
+  previousRoot: 'previousRoot',
+  rootHash: 'rootHash',
+  createdAt: 'createdAt',
+  keyId: 'keyId',
+  signature: 'signature'
+} as const
+
+export type IntegrityCheckpointScalarFieldEnum = (typeof IntegrityCheckpointScalarFieldEnum)[keyof typeof IntegrityCheckpointScalarFieldEnum]
+
+
+export const IntegrityRetentionScalarFieldEnum = {
+  id: 'id',
+  throughTreeSize: 'throughTreeSize',
+  throughSeq: 'throughSeq',
+  cutoff: 'cutoff',
+  createdAt: 'createdAt'
+} as const
+
+export type IntegrityRetentionScalarFieldEnum = (typeof IntegrityRetentionScalarFieldEnum)[keyof typeof IntegrityRetentionScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -1457,6 +1719,9 @@ export type GlobalOmitConfig = {
   analyticsSessionActivity?: Prisma.AnalyticsSessionActivityOmit
   analyticsSessionLastSeen?: Prisma.AnalyticsSessionLastSeenOmit
   apiKey?: Prisma.ApiKeyOmit
+  auditLogLeaf?: Prisma.AuditLogLeafOmit
+  integrityCheckpoint?: Prisma.IntegrityCheckpointOmit
+  integrityRetention?: Prisma.IntegrityRetentionOmit
 }
 
 /* Types for Logging */

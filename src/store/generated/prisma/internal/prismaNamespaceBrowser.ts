@@ -58,7 +58,10 @@ export const ModelName = {
   AnalyticsHistogramDaily: 'AnalyticsHistogramDaily',
   AnalyticsSessionActivity: 'AnalyticsSessionActivity',
   AnalyticsSessionLastSeen: 'AnalyticsSessionLastSeen',
-  ApiKey: 'ApiKey'
+  ApiKey: 'ApiKey',
+  AuditLogLeaf: 'AuditLogLeaf',
+  IntegrityCheckpoint: 'IntegrityCheckpoint',
+  IntegrityRetention: 'IntegrityRetention'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -175,6 +178,43 @@ export const ApiKeyScalarFieldEnum = {
 } as const
 
 export type ApiKeyScalarFieldEnum = (typeof ApiKeyScalarFieldEnum)[keyof typeof ApiKeyScalarFieldEnum]
+
+
+export const AuditLogLeafScalarFieldEnum = {
+  leafIndex: 'leafIndex',
+  seq: 'seq',
+  eventId: 'eventId',
+  leafHash: 'leafHash'
+} as const
+
+export type AuditLogLeafScalarFieldEnum = (typeof AuditLogLeafScalarFieldEnum)[keyof typeof AuditLogLeafScalarFieldEnum]
+
+
+export const IntegrityCheckpointScalarFieldEnum = {
+  id: 'id',
+  firstLeaf: 'firstLeaf',
+  treeSize: 'treeSize',
+  lastSeq: 'lastSeq',
+  rangeRoot: 'rangeRoot',
+  previousRoot: 'previousRoot',
+  rootHash: 'rootHash',
+  createdAt: 'createdAt',
+  keyId: 'keyId',
+  signature: 'signature'
+} as const
+
+export type IntegrityCheckpointScalarFieldEnum = (typeof IntegrityCheckpointScalarFieldEnum)[keyof typeof IntegrityCheckpointScalarFieldEnum]
+
+
+export const IntegrityRetentionScalarFieldEnum = {
+  id: 'id',
+  throughTreeSize: 'throughTreeSize',
+  throughSeq: 'throughSeq',
+  cutoff: 'cutoff',
+  createdAt: 'createdAt'
+} as const
+
+export type IntegrityRetentionScalarFieldEnum = (typeof IntegrityRetentionScalarFieldEnum)[keyof typeof IntegrityRetentionScalarFieldEnum]
 
 
 export const SortOrder = {

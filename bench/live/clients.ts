@@ -1,0 +1,122 @@
+/**
+ * Subscriber side of bench/live: one process holding many WebSocket
+ * connections, driven by its parent over IPC. Speaks the graphql-ws protocol to
+ * auditgraph, and to the bare server simply connects (the bare server pushes
+ * the same frames without a handshake). Counts every message; records receipt
+ * times of a sample of connections for the latency figures.
+ */
+import WebSocket from 'ws';
+
+interface ConnectCommand {
+  type: 'connect';
+  url: string;
+  protocol: 'graphql-ws' | 'bare';
+  apiKey: string;
+  connections: number;
+  /** Subscribe connection i to session `${sessionPrefix}${i}`; all events when undefined. */
+  sessionPrefix?: string;
+  query: string;
+  sampleEvery: number;
+}
+
+type Command = ConnectCommand | { type: 'reset' } | { type: 'report' } | { type: 'close' };
+
+const send = (message: unknown) => process.send?.(message);
+const now = () => performance.timeOrigin + performance.now();
+
+let sockets: WebSocket[] = [];
+let messages = 0;
+let firstAt = 0;
+let lastAt = 0;
+const receipts = new Map<string, number[]>();
+const NODE_ID = '"node":{"id":"';
+
+function record(data: WebSocket.RawData, sampled: boolean): void {
+  messages += 1;
+  const at = now();
+  if (firstAt === 0) firstAt = at;
+  lastAt = at;
+  if (!sampled) return;
+  const text = data.toString();
+  const start = text.indexOf(NODE_ID);
+  if (start < 0) return;
+  const id = text.slice(start + NODE_ID.length, start + NODE_ID.length + 36);
+  const times = receipts.get(id) ?? [];
+  times.push(at);
+  receipts.set(id, times);
+}
+
+async function connectAll(command: ConnectCommand): Promise<void> {
+  const opened: WebSocket[] = [];
+  const connectOne = (index: number) =>
+    new Promise<void>((resolve, reject) => {
+      const session = command.sessionPrefix === undefined ? undefined : `${command.sessionPrefix}${index}`;
+      const url =
+        command.protocol === 'bare' && session !== undefined
+          ? `${command.url}?session=${encodeURIComponent(session)}`
+          : command.url;
+      const socket = new WebSocket(
+        url,
+        command.protocol === 'graphql-ws' ? 'graphql-transport-ws' : undefined,
+      );
+      const sampled = index % command.sampleEvery === 0;
+      socket.once('error', reject);
+      socket.once('open', () => {
+        opened.push(socket);
+        if (command.protocol === 'bare') {
+          socket.on('message', (data) => record(data, sampled));
+          return resolve();
+        }
+        socket.send(JSON.stringify({ type: 'connection_init', payload: { 'x-api-key': command.apiKey } }));
+        socket.once('message', (ack) => {
+          if (!ack.toString().includes('connection_ack'))
+            return reject(new Error(`no ack: ${ack.toString()}`));
+          socket.on('message', (data) => record(data, sampled));
+          const variables = session === undefined ? {} : { filter: { sessionId: session } };
+          socket.send(
+            JSON.stringify({ id: '1', type: 'subscribe', payload: { query: command.query, variables } }),
+          );
+          resolve();
+        });
+      });
+    });
+  // A few hundred handshakes at a time: each costs the server a key check and a rate-limit hit.
+  for (let index = 0; index < command.connections; index += 200) {
+    const chunk = Array.from({ length: Math.min(200, command.connections - index) }, (_, j) =>
+      connectOne(index + j),
+    );
+    await Promise.all(chunk);
+  }
+  sockets = opened;
+}
+
+process.on('message', (command: Command) => {
+  void (async () => {
+    try {
+      switch (command.type) {
+        case 'connect':
+          await connectAll(command);
+          send({ type: 'connected', connections: sockets.length });
+          break;
+        case 'reset':
+          messages = 0;
+          firstAt = 0;
+          lastAt = 0;
+          receipts.clear();
+          send({ type: 'reset' });
+          break;
+        case 'report':
+          send({ type: 'report', messages, firstAt, lastAt, receipts: [...receipts.entries()] });
+          break;
+        case 'close':
+          for (const socket of sockets) socket.terminate();
+          sockets = [];
+          send({ type: 'closed' });
+          break;
+      }
+    } catch (error) {
+      send({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+    }
+  })();
+});
+send({ type: 'ready' });

@@ -1,0 +1,84 @@
+import { PubSub, type PubSubEngine } from 'graphql-subscriptions';
+import { RedisPubSub } from 'graphql-redis-subscriptions';
+import { Redis } from 'ioredis';
+import type { StoredEvent } from '../store/event-store.js';
+
+/**
+ * Announces events after the worker committed them, to every API process that
+ * serves the live feed. Announcements are best effort by design: the database
+ * is the record, and the feed (src/live/live-feed.ts) reads from it whatever an
+ * announcement failed to bring, so a lost message delays events, never drops them.
+ */
+export interface EventBus {
+  /** @throws when the bus is unreachable; callers log and carry on. */
+  publish(events: readonly StoredEvent[]): Promise<void>;
+  /** Calls `onEvents` with each announced batch, in seq order within the batch. @returns the unsubscribe. */
+  subscribe(onEvents: (events: StoredEvent[]) => void): Promise<() => void>;
+  close(): Promise<void>;
+}
+
+/** How an event crosses the bus: dates become ISO strings on the way through JSON. */
+interface WireEvent extends Omit<StoredEvent, 'clientTime' | 'receivedAt' | 'persistedAt'> {
+  clientTime: string | Date | null;
+  receivedAt: string | Date;
+  persistedAt: string | Date;
+}
+
+function fromWire(event: WireEvent): StoredEvent {
+  return {
+    ...event,
+    clientTime: event.clientTime === null ? null : new Date(event.clientTime),
+    receivedAt: new Date(event.receivedAt),
+    persistedAt: new Date(event.persistedAt),
+  };
+}
+
+/** One adapter over graphql-subscriptions' engine interface: in-process PubSub or RedisPubSub. */
+function busOver(engine: PubSubEngine, channel: string, close: () => Promise<void>): EventBus {
+  return {
+    async publish(events) {
+      if (events.length > 0) await engine.publish(channel, { events });
+    },
+    async subscribe(onEvents) {
+      const id = await engine.subscribe(
+        channel,
+        (message: { events?: WireEvent[] }) => {
+          if (Array.isArray(message.events) && message.events.length > 0)
+            onEvents(message.events.map(fromWire));
+        },
+        {},
+      );
+      return () => engine.unsubscribe(id);
+    },
+    close,
+  };
+}
+
+/** For the embedded mode: one process, so the bus is an in-process emitter. */
+export function createMemoryEventBus(): EventBus {
+  return busOver(new PubSub(), 'persisted', async () => undefined);
+}
+
+/**
+ * Redis pub/sub through graphql-redis-subscriptions, on `channel` (namespaced by
+ * the queue's stream, so deployments sharing a Redis stay apart). The publisher
+ * has no offline queue: while Redis is down a publish fails at once instead of
+ * piling up in memory, and the feeds catch up from the database.
+ */
+export function createRedisEventBus(url: string, channel: string): EventBus {
+  const publisher = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    lazyConnect: false,
+  });
+  // Subscriptions are re-established by ioredis after a reconnect (autoResubscribe).
+  const subscriber = new Redis(url, { maxRetriesPerRequest: null });
+  // Errors surface as failed publishes (logged by the caller) and as reconnects; without a
+  // listener ioredis would print every connection error itself.
+  publisher.on('error', () => undefined);
+  subscriber.on('error', () => undefined);
+  const engine = new RedisPubSub({ publisher, subscriber });
+  return busOver(engine, channel, async () => {
+    await engine.close().catch(() => undefined);
+  });
+}

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { percentile, startLoad } from '../support/fault-load.js';
+import { eventually } from '../support/fault-services.js';
+import { connectLive } from '../support/live-client.js';
+import { report, startFaultStack, type FaultStack } from '../support/fault-stack.js';
+
+const DOWN_MS = 5_000;
+
+describe('fault: Redis (append-only, fsync always) crashes and restarts under load', () => {
+  let stack: FaultStack;
+  beforeAll(async () => {
+    stack = await startFaultStack({ appendfsync: 'always' });
+  });
+  afterAll(async () => {
+    await stack?.destroy();
+  });
+
+  it('answers 503 with Retry-After at once while Redis is down, never a 202 that is then lost, and everything reconnects by itself', async () => {
+    const api = await stack.startApi();
+    const worker = await stack.startWorker();
+    const load = startLoad({
+      targets: [api.url],
+      apiKey: stack.adminKey,
+      ratePerSecond: 500,
+      maxInFlight: 300,
+    });
+    await eventually(
+      async () => ((await stack.storedCount()) >= 1000 ? true : undefined),
+      30_000,
+      'load stored',
+    );
+    // A dashboard watching everything across the crash, on one connection, never resubscribing.
+    const live = connectLive(api.url, stack.adminKey);
+    await live.connected;
+    const feed = live.subscribe();
+    await feed.waitFor(1, 30_000);
+
+    // SIGKILL: a crash. Only what the append-only file holds comes back.
+    await stack.redis.kill();
+    const killedAt = load.now();
+    const firstRefusal = await eventually(
+      async () => load.firstAnswerAfter('503 SERVICE_UNAVAILABLE', killedAt),
+      10_000,
+      'callers refused with 503',
+    );
+    const notReady = await (await fetch(`${api.url}/health/ready`)).json();
+    expect(notReady).toMatchObject({
+      status: 'not_ready',
+      checks: { queue: { ok: false }, database: { ok: true } },
+    });
+    expect((await fetch(`${worker.metricsUrl}/health/ready`)).status).toBe(503);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, DOWN_MS - (load.now() - killedAt))));
+
+    const acceptedBeforeRestart = load.snapshot().accepted;
+    await stack.redis.start();
+    const restartedAt = load.now();
+    const firstAccepted = await eventually(
+      async () => load.firstAnswerAfter('202', restartedAt),
+      30_000,
+      'a 202 after the restart',
+    );
+    // The worker reconnects by itself and stores what was queued before the crash and since.
+    const acceptedAfterRestart = load.snapshot().accepted;
+    await eventually(
+      async () => ((await stack.storedCount()) >= acceptedAfterRestart + 500 ? true : undefined),
+      60_000,
+      'the worker storing events again',
+    );
+    const caughtUpMs = load.now() - restartedAt;
+    expect((await fetch(`${api.url}/health/ready`)).status).toBe(200);
+    expect((await fetch(`${worker.metricsUrl}/health/ready`)).status).toBe(200);
+
+    const result = await load.stop();
+    const delivery = await stack.settle(result);
+    // Pub/sub lost its messages while Redis was down; the feed read them from the database:
+    // from its first event on, the subscriber saw exactly the stored sequence.
+    const firstSeen = feed.edges[0]!;
+    const expectedFeed = [firstSeen.node.id, ...(await stack.storedIdsAfter(firstSeen.node.seq))];
+    await feed.waitFor(expectedFeed.length, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(feed.edges.map((edge) => edge.node.id)).toEqual(expectedFeed);
+    expect(feed.errors).toEqual([]);
+    await live.dispose();
+    expect(result.unexpected).toEqual([]);
+    expect(result.unresolvedIds.size).toBe(0);
+    // Callers saw 202s and 503s only: no hang, no timeout, no 500.
+    expect(Object.keys(result.answers).sort()).toEqual(['202', '503 SERVICE_UNAVAILABLE']);
+    expect(result.refusalsWithoutRetryAfter).toBe(0);
+    // Fast: no offline buffering; the bound leaves room for a busy shared machine.
+    expect(percentile(result.refusalLatencies, 99)).toBeLessThan(2000);
+    expect(acceptedBeforeRestart).toBeGreaterThan(0);
+    expect(delivery).toMatchObject({ missing: [], duplicated: [], unexpected: [], storedButRefused: [] });
+    expect(delivery.stored).toBe(result.accepted);
+    expect(stack.crashes()).toEqual([]);
+    const verified = await stack.verify();
+    if (verified.ran) expect(verified.code, verified.output).toBe(0);
+
+    report('Redis crash + restart', {
+      downMs: DOWN_MS,
+      accepted: result.accepted,
+      stored: delivery.stored,
+      missing: delivery.missing.length,
+      duplicated: delivery.duplicated.length,
+      answers: result.answers,
+      killToFirst503Ms: Math.round(firstRefusal - killedAt),
+      refusalP50Ms: Math.round(percentile(result.refusalLatencies, 50)),
+      refusalP99Ms: Math.round(percentile(result.refusalLatencies, 99)),
+      acceptedMaxMs: Math.round(percentile(result.acceptedLatencies, 100)),
+      restartToFirst202Ms: Math.round(firstAccepted - restartedAt),
+      restartToWorkerStoringMs: Math.round(caughtUpMs),
+      liveFeedDelivered: feed.edges.length,
+      verify: verified.ran ? verified.code : verified.why,
+    });
+  });
+});

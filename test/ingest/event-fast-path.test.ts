@@ -1,0 +1,103 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { payloadFieldsValid, payloadSchemas } from '../../src/ingest/catalog.js';
+import { EVENT_TYPES, logRequestSchema, readLogRequestFast } from '../../src/ingest/event.js';
+
+// Values near the rules' edges, so both sides of every check are drawn often.
+const sessionIds = fc.oneof(
+  fc.integer({ min: -3, max: 3 }),
+  fc.constantFrom(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 2, 1.5, -0, Number.NaN),
+  fc.string({ maxLength: 4 }),
+  fc.constantFrom('  ', ' s ', 'x'.repeat(128), ` ${'x'.repeat(128)} `, 'x'.repeat(129)),
+  fc.constant(null),
+  fc.constant(undefined),
+);
+const eventTypes = fc.oneof(
+  fc.constantFrom(...EVENT_TYPES),
+  fc.constantFrom('review', '', 1, null, undefined),
+);
+const fieldValues = fc.oneof(
+  fc.integer({ min: -2, max: 5 }),
+  fc.double({ noDefaultInfinity: false }),
+  fc.string({ maxLength: 5 }),
+  fc.constantFrom('x'.repeat(64), 'x'.repeat(65), 'x'.repeat(129), true, false, null),
+  fc.constant(undefined),
+);
+const payloads = fc.oneof(
+  fc.dictionary(
+    fc.constantFrom(
+      'code_language',
+      'file_count',
+      'duration_ms',
+      'model',
+      'prompt_tokens',
+      'cost_usd',
+      'success',
+      'message',
+      'stage',
+      'custom',
+      '__proto__',
+    ),
+    fieldValues,
+    { maxKeys: 4 },
+  ),
+  fc.constantFrom(null, [], [1], 'text', 3, undefined),
+);
+const bodies = fc.oneof(
+  fc.record(
+    {
+      session_id: sessionIds,
+      event_type: eventTypes,
+      payload: payloads,
+      event_id: fc.oneof(fc.uuid(), fc.constantFrom('not-a-uuid', 7)),
+      timestamp: fc.constantFrom('2026-11-26T15:00:00Z', '2026-11-26T15:00:00+01:00', 'yesterday', 0),
+      extra: fc.constant(1),
+    },
+    { requiredKeys: [] },
+  ),
+  fc.constantFrom(null, [], 'text', 42, Object.create(null) as object),
+);
+
+describe('the fast path of the POST /log body', () => {
+  it('vouches only for bodies the schemas accept, and returns what they return', () => {
+    fc.assert(
+      fc.property(bodies, (input) => {
+        // What JSON.parse would hand over (a "__proto__" key stays an own property).
+        const body: unknown = input === undefined ? input : JSON.parse(JSON.stringify(input) ?? 'null');
+        const fast = readLogRequestFast(body);
+        const parsed = logRequestSchema.safeParse(body);
+        if (fast !== undefined) {
+          expect(parsed.success).toBe(true);
+          expect(fast).toEqual(parsed.data);
+        }
+        if (parsed.success) {
+          expect(payloadFieldsValid(parsed.data.event_type, parsed.data.payload)).toBe(
+            payloadSchemas[parsed.data.event_type].safeParse(parsed.data.payload).success,
+          );
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('takes the common shapes of a valid event', () => {
+    const body = JSON.parse(
+      '{"session_id":123456,"event_type":"review_started","payload":{"code_language":"python","file_count":12,"repo":"r"}}',
+    ) as unknown;
+    expect(readLogRequestFast(body)).toEqual(logRequestSchema.parse(body));
+    expect(
+      readLogRequestFast({
+        session_id: ' s-1 ',
+        event_type: 'llm_query_sent',
+        event_id: '019ac0de-0000-7000-8000-000000000000',
+        timestamp: '2026-11-26T15:00:00Z',
+      }),
+    ).toEqual({
+      session_id: 's-1',
+      event_type: 'llm_query_sent',
+      payload: {},
+      event_id: '019ac0de-0000-7000-8000-000000000000',
+      timestamp: '2026-11-26T15:00:00Z',
+    });
+  });
+});

@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMemoryEventBus, createRedisEventBus, type EventBus } from '../../src/live/event-bus.js';
+import { createLiveFeed, type LiveFeed } from '../../src/live/live-feed.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createEventQueries } from '../../src/query/event-queries.js';
+import { createEventStore, type NewEvent, type StoredEvent } from '../../src/store/event-store.js';
+import { migrate } from '../../src/store/migrate.js';
+import { eventually } from '../support/app.js';
+import { openPGliteFixture, openPostgresFixture, type DatabaseFixture } from '../support/databases.js';
+import { postgresAvailable, REDIS_URL, redisAvailable, uniqueStream } from '../support/services.js';
+
+const newEvents = (count: number): NewEvent[] =>
+  Array.from({ length: count }, () => ({
+    id: randomUUID(),
+    eventType: 'review_started',
+    sessionId: 'feed',
+    payload: {},
+    clientTime: null,
+    receivedAt: new Date().toISOString(),
+    apiKeyId: null,
+  }));
+
+/**
+ * The feed's promise: every stored event, once, in seq order, whatever happens
+ * to the announcements. Run with PostgreSQL + Redis pub/sub and PGlite + the
+ * in-process bus.
+ */
+function liveFeedContract(
+  name: string,
+  open: () => Promise<DatabaseFixture>,
+  openBus: () => EventBus,
+  options: { skip?: boolean } = {},
+) {
+  describe.skipIf(options.skip === true)(`live feed on ${name}`, () => {
+    let fixture: DatabaseFixture;
+    let store: ReturnType<typeof createEventStore>;
+    let bus: EventBus;
+    let feed: LiveFeed;
+    const delivered: StoredEvent[] = [];
+    let recovered = 0;
+
+    beforeAll(async () => {
+      fixture = await open();
+      await migrate(fixture.db);
+      store = createEventStore(fixture.db);
+      await store.insertBatch(newEvents(3)); // stored before the feed starts: never delivered
+      bus = openBus();
+      feed = createLiveFeed({
+        bus,
+        source: createEventQueries({ store }),
+        logger: createLogger({ level: 'silent' }),
+        idleCheckMs: 200,
+        onRecovered: (count) => (recovered += count),
+      });
+      await feed.start();
+      feed.listen((events) => delivered.push(...events));
+    });
+    afterAll(async () => {
+      await feed?.stop();
+      await bus?.close();
+      await fixture?.dispose();
+    });
+
+    const seqsOf = (events: readonly StoredEvent[]) => events.map((event) => event.seq);
+    const waitForDelivered = (count: number) =>
+      eventually(async () => (delivered.length >= count ? true : undefined), 10_000, `${count} delivered`);
+
+    it('delivers announced events, and recovers from the database the ones announced late, out of order or never', async () => {
+      // Announced in order.
+      const first = (await store.insertBatch(newEvents(5))).stored;
+      await bus.publish(first);
+      await waitForDelivered(5);
+      expect(seqsOf(delivered)).toEqual(seqsOf(first));
+      expect(recovered).toBe(0);
+
+      // A lost announcement, then a later one: the gap is read from the database.
+      const lost = (await store.insertBatch(newEvents(4))).stored;
+      const next = (await store.insertBatch(newEvents(2))).stored;
+      await bus.publish(next);
+      await waitForDelivered(11);
+      expect(seqsOf(delivered.slice(5))).toEqual([...seqsOf(lost), ...seqsOf(next)]);
+      expect(recovered).toBe(4);
+
+      // Late and reordered announcements, and a repeated one: nothing twice, nothing out of order.
+      const early = (await store.insertBatch(newEvents(3))).stored;
+      const late = (await store.insertBatch(newEvents(3))).stored;
+      await bus.publish(late);
+      await bus.publish(early);
+      await bus.publish(next);
+      await waitForDelivered(17);
+
+      // The last announcement lost with nothing after it: the idle check finds it.
+      const tail = (await store.insertBatch(newEvents(2))).stored;
+      await waitForDelivered(19);
+      expect(seqsOf(delivered.slice(11))).toEqual([...seqsOf(early), ...seqsOf(late), ...seqsOf(tail)]);
+
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const all = seqsOf(delivered);
+      expect(new Set(all).size).toBe(all.length);
+      expect(all).toEqual([...all].sort((a, b) => Number(BigInt(a) - BigInt(b))));
+      expect(delivered).toHaveLength(19);
+    });
+  });
+}
+
+liveFeedContract(
+  'PostgreSQL + Redis pub/sub',
+  openPostgresFixture,
+  () => createRedisEventBus(REDIS_URL, `${uniqueStream('feed')}:persisted`),
+  { skip: !(postgresAvailable && redisAvailable) },
+);
+liveFeedContract('PGlite + in-process bus', openPGliteFixture, createMemoryEventBus);

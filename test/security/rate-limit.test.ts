@@ -1,0 +1,127 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.js';
+import {
+  createMemoryRateLimiter,
+  createRedisRateLimiter,
+  type RateLimitDecision,
+  type RateLimiter,
+} from '../../src/security/rate-limit.js';
+import { REDIS_URL, redisAvailable, uniqueStream } from '../support/services.js';
+
+/** Waits, if needed, until at least `marginMs` remain in Redis's current one-minute window. */
+async function awayFromWindowEdge(marginMs: number): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    const [seconds, micros] = await redis.time();
+    const left = 60_000 - ((Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)) % 60_000);
+    if (left < marginMs) await new Promise((resolve) => setTimeout(resolve, left + 50));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const prefixes: string[] = [];
+
+describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop turn counted together', () => {
+  const opened: RateLimiter[] = [];
+  const open = async (prefix: string) => {
+    const limiter = await createRedisRateLimiter(REDIS_URL, prefix);
+    opened.push(limiter);
+    return limiter;
+  };
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((limiter) => limiter.close()));
+  });
+
+  it('gives concurrent hits on one key consecutive counts: exactly the limit is allowed', async () => {
+    await awayFromWindowEdge(5_000);
+    const prefix = uniqueStream('ratelimit');
+    prefixes.push(prefix);
+    const limiter = await open(prefix);
+    const decisions = await Promise.all(Array.from({ length: 8 }, () => limiter.hit('key', 5)));
+    expect(decisions.map((decision) => decision.allowed)).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
+    expect(decisions.map((decision) => decision.remaining)).toEqual([4, 3, 2, 1, 0, 0, 0, 0]);
+    for (const decision of decisions) {
+      expect(decision.limit).toBe(5);
+      expect(decision.resetSeconds).toBeGreaterThan(0);
+      expect(decision.resetSeconds).toBeLessThanOrEqual(60);
+    }
+  });
+
+  it('keeps each key’s count apart, and each request its own limit, within one call', async () => {
+    await awayFromWindowEdge(5_000);
+    const prefix = uniqueStream('ratelimit');
+    prefixes.push(prefix);
+    const limiter = await open(prefix);
+    const [a1, b1, a2, b2, a3] = await Promise.all([
+      limiter.hit('a', 2),
+      limiter.hit('b', 10),
+      limiter.hit('a', 2),
+      limiter.hit('b', 10),
+      limiter.hit('a', 2),
+    ]);
+    expect([a1, a2, a3].map((decision) => decision!.allowed)).toEqual([true, true, false]);
+    expect([b1, b2].map((decision) => decision!.remaining)).toEqual([9, 8]);
+  });
+
+  it('shares one exact limit between limiters (processes) hitting concurrently', async () => {
+    await awayFromWindowEdge(5_000);
+    const prefix = uniqueStream('ratelimit');
+    prefixes.push(prefix);
+    const one = await open(prefix);
+    const two = await open(prefix);
+    const decisions: RateLimitDecision[] = await Promise.all(
+      Array.from({ length: 30 }, (_, index) => (index % 2 === 0 ? one : two).hit('shared', 17)),
+    );
+    expect(decisions.filter((decision) => decision.allowed)).toHaveLength(17);
+    expect(new Set(decisions.map((decision) => decision.remaining)).size).toBe(17);
+  });
+
+  it('refuses every caller of a failed call with SERVICE_UNAVAILABLE', async () => {
+    const prefix = uniqueStream('ratelimit');
+    const limiter = await createRedisRateLimiter(REDIS_URL, prefix);
+    await limiter.close();
+    const outcomes = await Promise.allSettled([
+      limiter.hit('a', 5),
+      limiter.hit('a', 5),
+      limiter.hit('b', 5),
+    ]);
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected');
+      const reason = (outcome as PromiseRejectedResult).reason as AppError;
+      expect(reason).toBeInstanceOf(AppError);
+      expect(reason.code).toBe('SERVICE_UNAVAILABLE');
+    }
+  });
+});
+
+describe('in-process rate limiter', () => {
+  it('allows exactly the limit per window, then refuses until the next window', async () => {
+    let now = 120_000;
+    const limiter = createMemoryRateLimiter(() => now);
+    const decisions = await Promise.all(Array.from({ length: 4 }, () => limiter.hit('k', 3)));
+    expect(decisions.map((decision) => decision.allowed)).toEqual([true, true, true, false]);
+    now += 60_000;
+    expect((await limiter.hit('k', 3)).remaining).toBe(2);
+  });
+});
+
+afterAll(async () => {
+  if (!redisAvailable || prefixes.length === 0) return;
+  const redis = new Redis(REDIS_URL);
+  for (const prefix of prefixes) {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  }
+  redis.disconnect();
+});
