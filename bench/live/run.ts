@@ -12,7 +12,7 @@
  * the server process's memory (RSS) before the subscribers, while held, and at
  * the end.
  *
- * Run: `npx tsx bench/live/run.ts [--quick] [--duration S]`. Writes
+ * Run: `npx tsx bench/live/run.ts [--quick] [--duration S] [--only broadcast|selective]`. Writes
  * bench/live/results.json. Removes its database, stream and processes at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -41,6 +41,7 @@ const { values: args } = parseArgs({
     'pg-url': { type: 'string', default: 'postgresql://postgres@127.0.0.1:5432/postgres' },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     out: { type: 'string', default: path.join(HERE, 'results.json') },
+    only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -79,10 +80,22 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+/** CPU seconds (user + system) the process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function startProcess(command: string[], env: Record<string, string>, name: string): ChildProcess {
-  const child = spawn(process.execPath, command, {
+  // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the servers.
+  const nodeArgs = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, ...command], {
     cwd: ROOT,
-    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      HOME: process.env['HOME'] ?? '/tmp',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -93,8 +106,13 @@ function startProcess(command: string[], env: Record<string, string>, name: stri
       console.error(`${name} exited (${code ?? signal}):\n${output.slice(-4000)}`);
     }
   });
-  cleanups.push(() => {
-    child.kill('SIGKILL');
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  cleanups.push(async () => {
+    // SIGTERM first: a server stops cleanly (and writes its --cpu-prof); then no mercy.
+    child.kill('SIGTERM');
+    const force = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(force);
   });
   return child;
 }
@@ -219,6 +237,8 @@ interface ScenarioResult {
   deliveredPerSecond: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
+  /** The server process's CPU over the posting and draining window, in % of one core. */
+  serverCpuPercent: number;
   rssBeforeMiB: number;
   rssHeldMiB: number;
   rssEndMiB: number;
@@ -266,6 +286,7 @@ async function scenario(options: {
   const rssHeldMiB = rssMiB(pid);
   await clients.request({ type: 'reset' }, 'reset');
 
+  const cpuBefore = cpuSeconds(pid);
   const posting = await postAtRate(options.baseUrl, options.apiKey, rate, durationS, (index) =>
     selective ? `${prefix}${index % subscribers}` : 'broadcast',
   );
@@ -279,6 +300,9 @@ async function scenario(options: {
     await sleep(250);
   }
   const rssEndMiB = rssMiB(pid);
+  const serverCpuPercent = Math.round(
+    (100 * (cpuSeconds(pid) - cpuBefore)) / ((now() - posting.startedAt) / 1000),
+  );
   const latencies: number[] = [];
   for (const [id, times] of report['receipts'] as Array<[string, number[]]>) {
     const answered = posting.answeredAt.get(id);
@@ -301,6 +325,7 @@ async function scenario(options: {
     deliveredPerSecond: Math.round(delivered / Math.max(windowS, durationS)),
     latencyP50Ms: Math.round(percentile(latencies, 50) * 10) / 10,
     latencyP99Ms: Math.round(percentile(latencies, 99) * 10) / 10,
+    serverCpuPercent,
     rssBeforeMiB: Math.round(rssBeforeMiB),
     rssHeldMiB: Math.round(rssHeldMiB),
     rssEndMiB: Math.round(rssEndMiB),
@@ -380,7 +405,8 @@ async function main(): Promise<void> {
       selective: true,
     },
   ];
-  for (const plan of plans) {
+  const chosen = plans.filter((plan) => args.only === undefined || plan.name.startsWith(args.only));
+  for (const plan of chosen) {
     for (const target of targets) {
       console.error(`… ${plan.name} on ${target.target} (${plan.subscribers} subscribers, ${durationS} s)`);
       results.push(await scenario({ ...target, ...plan, apiKey, clients }));
@@ -396,6 +422,7 @@ async function main(): Promise<void> {
     'of expected',
     'p50 ms',
     'p99 ms',
+    'server CPU',
     'RSS before',
     'RSS held',
     'RSS end',
@@ -409,6 +436,7 @@ async function main(): Promise<void> {
     `${((100 * result.deliveredMessages) / Math.max(1, result.expectedMessages)).toFixed(1)}%`,
     String(result.latencyP50Ms),
     String(result.latencyP99Ms),
+    `${result.serverCpuPercent}%`,
     `${result.rssBeforeMiB} MiB`,
     `${result.rssHeldMiB} MiB`,
     `${result.rssEndMiB} MiB`,

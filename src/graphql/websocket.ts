@@ -61,6 +61,8 @@ export const LiveCloseCode = {
  * socket is cut.
  */
 const SLOW_CONSUMER_GRACE_MS = 10_000;
+/** Frames of the graphql-ws protocol are text, also when handed to ws as bytes. */
+const TEXT_FRAME = { binary: false } as const;
 
 /**
  * GraphQL over WebSocket (the graphql-ws protocol) at /graphql, on the same
@@ -141,6 +143,16 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
     };
   }
 
+  // A broadcast hands every member the same rendered text, and most clients number their first
+  // subscription "1": the frame is encoded once and the same bytes go to each socket.
+  let lastFrame: { prefix: string; rendered: string; bytes: Buffer } | undefined;
+  function encodeFrame(prefix: string, rendered: string): Buffer {
+    if (lastFrame?.rendered !== rendered || lastFrame.prefix !== prefix) {
+      lastFrame = { prefix, rendered, bytes: Buffer.from(`${prefix}${rendered}}`, 'utf8') };
+    }
+    return lastFrame.bytes;
+  }
+
   const server = makeServer<ConnectionInitMessage['payload'], Connection>({
     schema,
     validate: (schemaToValidate, document) => validate(schemaToValidate, document, rules),
@@ -202,7 +214,7 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
             sink: {
               send(rendered) {
                 if (socket.readyState !== socket.OPEN) return;
-                socket.send(`${framePrefix}${rendered}}`);
+                socket.send(encodeFrame(framePrefix, rendered), TEXT_FRAME);
                 if (socket.bufferedAmount > live.maxBufferedBytes) closeSlowConsumer(socket);
               },
             },

@@ -69,3 +69,30 @@ export function leafHashOf(event: EventLike): Buffer {
     .update(canonicalize(toLeafRecord(event)), 'utf8')
     .digest();
 }
+
+/**
+ * {@link leafHashOf} split where the store learns an event's last two fields:
+ * everything but `seq` and `persistedAt` (the payload's canonical form is the
+ * costly part) is serialized now, before the insert takes its lock, and the
+ * returned function finishes the same RFC 8785 text and hashes it. The fields
+ * are written in canonical key order: apiKeyId, clientTime, eventType, id,
+ * payload, persistedAt, receivedAt, seq, sessionId.
+ */
+export function prepareLeafHash(
+  record: Omit<LeafRecord, 'seq' | 'persistedAt'>,
+): (seq: string, persistedAt: string) => Buffer {
+  const head =
+    `{"apiKeyId":${canonicalize(record.apiKeyId)},"clientTime":${canonicalize(record.clientTime)}` +
+    `,"eventType":${canonicalize(record.eventType)},"id":${canonicalize(record.id)}` +
+    `,"payload":${canonicalize(record.payload)},"persistedAt":`;
+  const receivedAt = canonicalize(record.receivedAt);
+  const sessionId = canonicalize(record.sessionId);
+  return (seq, persistedAt) =>
+    createHash('sha256')
+      .update(LEAF_PREFIX)
+      .update(
+        `${head}${JSON.stringify(persistedAt)},"receivedAt":${receivedAt},"seq":${JSON.stringify(seq)},"sessionId":${sessionId}}`,
+        'utf8',
+      )
+      .digest();
+}

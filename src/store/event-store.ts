@@ -1,7 +1,7 @@
 import { insertWithRollupsSql } from './analytics-store.js';
 import type { Database } from './database.js';
 import type { Prisma } from './generated/prisma/client.js';
-import { leafHashOf, leafTime } from '../integrity/leaf.js';
+import { leafTime, prepareLeafHash } from '../integrity/leaf.js';
 import { backfillLeaves } from './integrity-store.js';
 
 /** An event as the worker hands it to the store. */
@@ -154,6 +154,30 @@ export function createEventStore(db: Database) {
      */
     async insertBatch(events: readonly NewEvent[]): Promise<{ inserted: number; stored: StoredEvent[] }> {
       if (events.length === 0) return { inserted: 0, stored: [] };
+      // All that does not need the lock is done before taking it: the lock serializes every
+      // worker's inserts, so work done while holding it is work no other worker can overlap.
+      const candidates = events.map((event) => {
+        const id = event.id.toLowerCase();
+        // Normalized to what timestamptz(3) keeps, so the hash covers exactly what is stored.
+        const clientTime = event.clientTime === null ? null : leafTime(event.clientTime);
+        const receivedAt = leafTime(event.receivedAt);
+        return {
+          event,
+          id,
+          clientTime,
+          receivedAt,
+          payloadJson: JSON.stringify(event.payload),
+          leafHash: prepareLeafHash({
+            id,
+            eventType: event.eventType,
+            sessionId: event.sessionId,
+            payload: event.payload,
+            clientTime,
+            receivedAt,
+            apiKeyId: event.apiKeyId,
+          }),
+        };
+      });
       return db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [SEQ_ORDER_LOCK_KEY]);
         const prepare = async () => {
@@ -176,23 +200,28 @@ export function createEventStore(db: Database) {
         const next = BigInt(state.next_leaf);
 
         const seen = new Set(state.existing.map((id) => id.toLowerCase()));
+        const persistedAt = leafTime(state.now);
         const fresh: StoredEvent[] = [];
-        for (const event of events) {
-          const id = event.id.toLowerCase();
-          if (seen.has(id)) continue;
-          seen.add(id);
+        const payloads: string[] = [];
+        const leafHashes: string[] = [];
+        for (const candidate of candidates) {
+          if (seen.has(candidate.id)) continue;
+          seen.add(candidate.id);
+          const { event } = candidate;
+          const seq = state.seqs[fresh.length]!;
           fresh.push({
-            id,
-            seq: state.seqs[fresh.length]!,
+            id: candidate.id,
+            seq,
             eventType: event.eventType,
             sessionId: event.sessionId,
             payload: event.payload,
-            // Normalized to what timestamptz(3) keeps, so the hash covers exactly what is stored.
-            clientTime: event.clientTime === null ? null : new Date(leafTime(event.clientTime)),
-            receivedAt: new Date(leafTime(event.receivedAt)),
+            clientTime: candidate.clientTime === null ? null : new Date(candidate.clientTime),
+            receivedAt: new Date(candidate.receivedAt),
             persistedAt: state.now,
             apiKeyId: event.apiKeyId,
           });
+          payloads.push(candidate.payloadJson);
+          leafHashes.push(candidate.leafHash(seq, persistedAt).toString('hex'));
         }
         if (fresh.length === 0) return { inserted: 0, stored: [] };
 
@@ -201,12 +230,12 @@ export function createEventStore(db: Database) {
           fresh.map((event) => event.seq),
           fresh.map((event) => event.eventType),
           fresh.map((event) => event.sessionId),
-          fresh.map((event) => JSON.stringify(event.payload)),
+          payloads,
           fresh.map((event) => event.clientTime),
           fresh.map((event) => event.receivedAt),
           state.now,
           fresh.map((_, offset) => (next + BigInt(offset)).toString()),
-          fresh.map((event) => leafHashOf(event).toString('hex')),
+          leafHashes,
           fresh.map((event) => event.apiKeyId),
         ]);
         // An id stored without a leaf (written around this store) fails the insert on the primary
