@@ -82,6 +82,23 @@ const seqQuery = (name: 'from' | 'to', description: string) => ({
   schema: { type: 'string', pattern: '^-?\\d{1,19}$' },
 });
 
+/** The proof operation, served at two paths: the id in the path, or as `?id=`. */
+function proofOperation(idIn: 'path' | 'query', summaryPrefix: string) {
+  return {
+    summary: `${summaryPrefix}Inclusion proof of one event: its leaf, the RFC 9162 audit path and the signed checkpoint, checkable offline with verifyEventProof and the public key`,
+    ...secured,
+    parameters: [{ name: 'id', in: idIn, required: true, schema: { type: 'string', format: 'uuid' } }],
+    responses: {
+      '200': json('The event (null once retention removed its body) and its proof'),
+      '400': errorResponse('`id` is not a UUID.'),
+      '401': errorResponse('Missing or unknown API key.'),
+      '403': errorResponse("The key lacks the 'read' scope."),
+      '404': errorResponse('No event with this id was ever stored.'),
+      '503': errorResponse('The event is not under a signed checkpoint yet; retry after Retry-After.'),
+    },
+  };
+}
+
 /** The OpenAPI paths of {@link createIntegrityRoutes}, merged into the document by src/http/openapi.ts. */
 export const integrityOpenApiPaths = {
   '/integrity/verify': {
@@ -101,37 +118,9 @@ export const integrityOpenApiPaths = {
       },
     },
   },
-  '/events/{id}/proof': {
-    get: {
-      summary:
-        'Inclusion proof of one event: its leaf, the RFC 9162 audit path and the signed checkpoint, checkable offline with verifyEventProof and the public key',
-      ...secured,
-      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-      responses: {
-        '200': json('The event (null once retention removed its body) and its proof'),
-        '400': errorResponse('`id` is not a UUID.'),
-        '401': errorResponse('Missing or unknown API key.'),
-        '403': errorResponse("The key lacks the 'read' scope."),
-        '404': errorResponse('No event with this id was ever stored.'),
-        '503': errorResponse('The event is not under a signed checkpoint yet; retry after Retry-After.'),
-      },
-    },
-  },
+  '/events/{id}/proof': { get: proofOperation('path', '') },
   '/integrity/proof': {
-    get: {
-      summary:
-        'The same as /events/{id}/proof, with the id as a query parameter. Inclusion proof of one event: its leaf, the RFC 9162 audit path and the signed checkpoint, checkable offline with verifyEventProof and the public key',
-      ...secured,
-      parameters: [{ name: 'id', in: 'query', required: true, schema: { type: 'string', format: 'uuid' } }],
-      responses: {
-        '200': json('The event (null once retention removed its body) and its proof'),
-        '400': errorResponse('`id` is not a UUID.'),
-        '401': errorResponse('Missing or unknown API key.'),
-        '403': errorResponse("The key lacks the 'read' scope."),
-        '404': errorResponse('No event with this id was ever stored.'),
-        '503': errorResponse('The event is not under a signed checkpoint yet; retry after Retry-After.'),
-      },
-    },
+    get: proofOperation('query', 'The same as /events/{id}/proof, with the id as a query parameter. '),
   },
   '/integrity/public-key': {
     get: {

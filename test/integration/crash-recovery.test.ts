@@ -9,7 +9,7 @@ import {
   postgresAvailable,
   REDIS_URL,
   redisAvailable,
-  uniqueStream,
+  createTestStream,
 } from '../support/services.js';
 
 const TOTAL = 10_000;
@@ -29,12 +29,9 @@ describe.skipIf(!(postgresAvailable && redisAvailable))('crash recovery across p
   async function stack() {
     const database = await createTestDatabase();
     cleanups.push(() => database.drop());
-    const stream = uniqueStream('crash');
-    cleanups.push(async () => {
-      const redis = new Redis(REDIS_URL);
-      await redis.del(stream, `${stream}:dead`);
-      redis.disconnect();
-    });
+    const testStream = createTestStream('crash');
+    cleanups.push(() => testStream.drop());
+    const stream = testStream.name;
     const port = await freePort();
     const adminKey = `crash_${randomBytes(16).toString('hex')}`;
     const env = {

@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { freePort } from '../support/app.js';
 import { connectLive, postEvent } from '../support/live-client.js';
 import { spawnAuditgraph, waitUntilReady, type AuditgraphProcess } from '../support/processes.js';
@@ -9,7 +8,7 @@ import {
   postgresAvailable,
   REDIS_URL,
   redisAvailable,
-  uniqueStream,
+  createTestStream,
 } from '../support/services.js';
 
 describe.skipIf(!(postgresAvailable && redisAvailable))('live feed across API replicas', () => {
@@ -21,12 +20,9 @@ describe.skipIf(!(postgresAvailable && redisAvailable))('live feed across API re
   it('delivers to a subscriber on one API process the events posted to another, through Redis pub/sub', async () => {
     const database = await createTestDatabase();
     cleanups.push(() => database.drop());
-    const stream = uniqueStream('replicas');
-    cleanups.push(async () => {
-      const redis = new Redis(REDIS_URL);
-      await redis.del(stream, `${stream}:dead`);
-      redis.disconnect();
-    });
+    const testStream = createTestStream('replicas');
+    cleanups.push(() => testStream.drop());
+    const stream = testStream.name;
     const adminKey = `replicas_${randomBytes(16).toString('hex')}`;
     const common = {
       DATABASE_URL: database.url,

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
 
@@ -77,3 +78,16 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
 /** A stream name no other test uses. */
 export const uniqueStream = (label: string): string =>
   `ag-test:${inject('testRunId')}:${label}:${randomBytes(5).toString('hex')}`;
+
+/** A fresh stream name for processes a test starts; `drop()` deletes it and its dead-letter stream. */
+export function createTestStream(label: string): { name: string; drop(): Promise<void> } {
+  const name = uniqueStream(label);
+  return {
+    name,
+    async drop() {
+      const redis = new Redis(REDIS_URL);
+      await redis.del(name, `${name}:dead`);
+      redis.disconnect();
+    },
+  };
+}
