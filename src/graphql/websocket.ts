@@ -297,8 +297,6 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
         });
       });
     },
-
-    connections: (): number => wss.clients.size,
   };
 }
 

@@ -1,3 +1,4 @@
+import { canonicalize } from '../integrity/canonical.js';
 import type { StoredEvent } from '../store/event-store.js';
 import type { CompiledFilter } from './event-queries.js';
 
@@ -45,21 +46,11 @@ function jsonEqual(a: unknown, b: unknown): boolean {
 
 /** A stable text for a filter, so subscribers with the same filter share one evaluation per event. */
 export function filterKey(filter: CompiledFilter): string {
-  return JSON.stringify([
+  return canonicalize([
     filter.eventTypes ? [...filter.eventTypes].sort() : null,
     filter.sessionId ?? null,
     filter.from?.toISOString() ?? null,
     filter.to?.toISOString() ?? null,
-    filter.payloadMatches?.map((match) => [match.path, canonical(match.value)]) ?? null,
+    filter.payloadMatches?.map((match) => [match.path, match.value]) ?? null,
   ]);
-}
-
-function canonical(value: unknown): unknown {
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map(canonical);
-  return Object.fromEntries(
-    Object.keys(value)
-      .sort()
-      .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
-  );
 }
