@@ -52,6 +52,13 @@ function openPostgres(url: string, poolSize: number): Database {
   const withSession = async <T>(work: (session: SqlSession) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
     let broken: Error | undefined;
+    // A checked-out client whose connection drops (PostgreSQL stopping) emits 'error' besides
+    // failing its query, and the pool listens only to idle clients: unheard, it ends the process.
+    let lost: Error | undefined;
+    const onConnectionLost = (error: Error) => {
+      lost = error;
+    };
+    client.on('error', onConnectionLost);
     try {
       return await work(sessionOf(client));
     } catch (error) {
@@ -59,7 +66,8 @@ function openPostgres(url: string, poolSize: number): Database {
       broken = error instanceof Error ? error : new Error(String(error));
       throw error;
     } finally {
-      client.release(broken !== undefined && isConnectionLevel(broken) ? broken : undefined);
+      client.off('error', onConnectionLost);
+      client.release(lost ?? (broken !== undefined && isConnectionLevel(broken) ? broken : undefined));
     }
   };
 
