@@ -6,6 +6,7 @@
  * times of a sample of connections for the latency figures.
  */
 import WebSocket from 'ws';
+import { connectRaw, type RawSocket } from './raw-client.js';
 
 interface ConnectCommand {
   type: 'connect';
@@ -17,6 +18,8 @@ interface ConnectCommand {
   sessionPrefix?: string;
   query: string;
   sampleEvery: number;
+  /** `raw` (default): the minimal client of raw-client.ts; `ws`: the ws library's client. */
+  client: 'raw' | 'ws';
 }
 
 type Command = ConnectCommand | { type: 'reset' } | { type: 'report' } | { type: 'close' };
@@ -24,14 +27,14 @@ type Command = ConnectCommand | { type: 'reset' } | { type: 'report' } | { type:
 const send = (message: unknown) => process.send?.(message);
 const now = () => performance.timeOrigin + performance.now();
 
-let sockets: WebSocket[] = [];
+let sockets: Array<WebSocket | RawSocket> = [];
 let messages = 0;
 let firstAt = 0;
 let lastAt = 0;
 const receipts = new Map<string, number[]>();
 const NODE_ID = '"node":{"id":"';
 
-function record(data: WebSocket.RawData, sampled: boolean): void {
+function record(data: Buffer | WebSocket.RawData, sampled: boolean): void {
   messages += 1;
   const at = now();
   if (firstAt === 0) firstAt = at;
@@ -46,9 +49,36 @@ function record(data: WebSocket.RawData, sampled: boolean): void {
   receipts.set(id, times);
 }
 
+async function connectRawOne(command: ConnectCommand, index: number): Promise<RawSocket> {
+  const session = command.sessionPrefix === undefined ? undefined : `${command.sessionPrefix}${index}`;
+  const sampled = index % command.sampleEvery === 0;
+  if (command.protocol === 'bare') {
+    const url = session === undefined ? command.url : `${command.url}?session=${encodeURIComponent(session)}`;
+    return connectRaw(url, undefined, (payload) => record(payload, sampled));
+  }
+  let acknowledged: (ack: string) => void = () => undefined;
+  const ack = new Promise<string>((resolve) => (acknowledged = resolve));
+  let handshaking = true;
+  const socket = await connectRaw(command.url, 'graphql-transport-ws', (payload) => {
+    if (!handshaking) return record(payload, sampled);
+    handshaking = false;
+    acknowledged(payload.toString());
+  });
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { 'x-api-key': command.apiKey } }));
+  const answer = await ack;
+  if (!answer.includes('connection_ack')) throw new Error(`no ack: ${answer}`);
+  const variables = session === undefined ? {} : { filter: { sessionId: session } };
+  socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: command.query, variables } }));
+  return socket;
+}
+
 async function connectAll(command: ConnectCommand): Promise<void> {
-  const opened: WebSocket[] = [];
-  const connectOne = (index: number) =>
+  const opened: Array<WebSocket | RawSocket> = [];
+  const connectOne = (index: number): Promise<void> =>
+    command.client === 'raw'
+      ? connectRawOne(command, index).then((socket) => void opened.push(socket))
+      : connectWs(index);
+  const connectWs = (index: number) =>
     new Promise<void>((resolve, reject) => {
       const session = command.sessionPrefix === undefined ? undefined : `${command.sessionPrefix}${index}`;
       const url =
@@ -112,7 +142,10 @@ process.on('message', (command: Command) => {
           send({ type: 'report', messages, firstAt, lastAt, receipts: [...receipts.entries()] });
           break;
         case 'close':
-          for (const socket of sockets) socket.terminate();
+          for (const socket of sockets) {
+            if ('terminate' in socket) socket.terminate();
+            else socket.close();
+          }
           sockets = [];
           send({ type: 'closed' });
           break;

@@ -12,7 +12,8 @@
  * the server process's memory (RSS) before the subscribers, while held, and at
  * the end.
  *
- * Run: `npx tsx bench/live/run.ts [--quick] [--duration S] [--only broadcast|selective]`. Writes
+ * Run: `npx tsx bench/live/run.ts [--quick] [--duration S] [--only broadcast|selective] [--client raw|ws]`.
+ * The subscribers use a minimal WebSocket client (raw-client.ts) unless `--client ws`. Writes
  * bench/live/results.json. Removes its database, stream and processes at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -42,6 +43,7 @@ const { values: args } = parseArgs({
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     out: { type: 'string', default: path.join(HERE, 'results.json') },
     only: { type: 'string' },
+    client: { type: 'string', default: 'raw' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -49,6 +51,7 @@ if (args.help) {
   console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
   process.exit(0);
 }
+if (args.client !== 'raw' && args.client !== 'ws') throw new Error('--client is raw or ws');
 const durationS = Number(args.duration ?? (args.quick ? 5 : 15));
 const broadcastSubscribers = Number(args['broadcast-subscribers'] ?? (args.quick ? 200 : 1000));
 const selectiveSubscribers = Number(args['selective-subscribers'] ?? (args.quick ? 1000 : 10_000));
@@ -273,6 +276,7 @@ async function scenario(options: {
       sessionPrefix: selective ? prefix : undefined,
       query: QUERY,
       sampleEvery: selective ? 1 : SAMPLE_EVERY,
+      client: args.client,
     },
     'connected',
   );

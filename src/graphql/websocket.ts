@@ -65,6 +65,29 @@ const SLOW_CONSUMER_GRACE_MS = 10_000;
 const TEXT_FRAME = { binary: false } as const;
 
 /**
+ * Holds back a connection's writes until the current turn of the event loop
+ * ends, so the frames of every event delivered in that turn leave in one
+ * system call. A broadcast's cost is mostly that call, once per socket and
+ * write; when announcements queue up under load, a turn delivers several
+ * events and the cost per event falls instead of the backlog growing.
+ */
+function createWriteCoalescer() {
+  const corked = new Set<Duplex>();
+  const uncorkAll = () => {
+    for (const transport of corked) transport.uncork();
+    corked.clear();
+  };
+  return (socket: WebSocket) => {
+    // ws keeps its TCP socket as `_socket` (not in its types); its own cork around a frame nests in ours.
+    const transport = (socket as unknown as { _socket?: Duplex })._socket;
+    if (!transport || corked.has(transport)) return;
+    if (corked.size === 0) process.nextTick(uncorkAll);
+    corked.add(transport);
+    transport.cork();
+  };
+}
+
+/**
  * GraphQL over WebSocket (the graphql-ws protocol) at /graphql, on the same
  * ports as HTTP. graphql-ws's protocol core does the handshake, operations and
  * errors; this is its adapter to `ws`, after graphql-ws's own `use/ws`, plus
@@ -145,6 +168,7 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
 
   // A broadcast hands every member the same rendered text, and most clients number their first
   // subscription "1": the frame is encoded once and the same bytes go to each socket.
+  const coalesceWrites = createWriteCoalescer();
   let lastFrame: { prefix: string; rendered: string; bytes: Buffer } | undefined;
   function encodeFrame(prefix: string, rendered: string): Buffer {
     if (lastFrame?.rendered !== rendered || lastFrame.prefix !== prefix) {
@@ -214,6 +238,7 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
             sink: {
               send(rendered) {
                 if (socket.readyState !== socket.OPEN) return;
+                coalesceWrites(socket);
                 socket.send(encodeFrame(framePrefix, rendered), TEXT_FRAME);
                 if (socket.bufferedAmount > live.maxBufferedBytes) closeSlowConsumer(socket);
               },
