@@ -1,8 +1,59 @@
 import { insertWithRollupsSql } from './analytics-store.js';
-import type { Database } from './database.js';
+import type { Database, SqlSession } from './database.js';
 import type { Prisma } from './generated/prisma/client.js';
 import { leafTime, prepareLeafHash } from '../integrity/leaf.js';
 import { backfillLeaves } from './integrity-store.js';
+
+/** An event of a batch with what can be computed before the insert lock is taken. */
+interface BatchCandidate {
+  event: NewEvent;
+  id: string;
+  clientTime: string | null;
+  receivedAt: string;
+  payloadJson: string;
+  leafHash: ReturnType<typeof prepareLeafHash>;
+}
+
+/**
+ * A batch with the work that needs no database done (canonical payloads,
+ * partial leaf hashes), so a worker can do it for its next batch while the
+ * current one is being written.
+ */
+export class PreparedBatch {
+  constructor(readonly candidates: readonly BatchCandidate[]) {}
+}
+
+/**
+ * All that does not need the insert lock, done before taking it: the lock
+ * serializes every worker's inserts, so work done while holding it is work no
+ * other worker can overlap.
+ */
+export function prepareBatch(events: readonly NewEvent[]): PreparedBatch {
+  return new PreparedBatch(
+    events.map((event) => {
+      const id = event.id.toLowerCase();
+      // Normalized to what timestamptz(3) keeps, so the hash covers exactly what is stored.
+      const clientTime = event.clientTime === null ? null : leafTime(event.clientTime);
+      const receivedAt = leafTime(event.receivedAt);
+      return {
+        event,
+        id,
+        clientTime,
+        receivedAt,
+        payloadJson: JSON.stringify(event.payload),
+        leafHash: prepareLeafHash({
+          id,
+          eventType: event.eventType,
+          sessionId: event.sessionId,
+          payload: event.payload,
+          clientTime,
+          receivedAt,
+          apiKeyId: event.apiKeyId,
+        }),
+      };
+    }),
+  );
+}
 
 /** An event as the worker hands it to the store. */
 export interface NewEvent {
@@ -79,15 +130,26 @@ function insertStatement(): string {
 }
 
 // Run under the lock, in its own statement: a statement's snapshot is taken when it starts, so
-// this one sees every batch committed before the lock was granted. The seqs are allocated for
-// the whole batch up front, as ON CONFLICT did before; duplicates leave gaps, which seq allows.
+// this one sees every batch committed before the lock was granted. The batch's seqs are one range
+// taken from the sequence at once (every writer of audit_events holds the lock, so nothing takes
+// values in between); duplicates leave gaps, which seq allows. `existing` is looked up only when
+// $3 is true: redelivery is rare, so a batch first goes in unchecked and a duplicate id fails it
+// on a unique index (see insertBatch).
 const PREPARE_BATCH = `
 SELECT
-  (SELECT COALESCE(array_agg(event_id::text), '{}') FROM audit_log_leaves WHERE event_id = ANY($1::uuid[])) AS existing,
+  CASE WHEN $3::boolean
+    THEN (SELECT COALESCE(array_agg(event_id::text), '{}') FROM audit_log_leaves WHERE event_id = ANY($1::uuid[]))
+    ELSE '{}'::text[] END AS existing,
   (SELECT COALESCE(max(leaf_index) + 1, 0)::text FROM audit_log_leaves) AS next_leaf,
   (SELECT max(seq)::text FROM audit_events) AS max_seq,
-  array(SELECT nextval(pg_get_serial_sequence('audit_events', 'seq'))::text FROM generate_series(1, $2::int)) AS seqs,
+  (SELECT setval(s, nextval(s) + $2::int - 1)::text
+     FROM (SELECT pg_get_serial_sequence('audit_events', 'seq')::regclass AS s) sequence) AS last_seq,
   now()::timestamptz(3) AS now`;
+
+/** PostgreSQL's unique_violation. */
+const UNIQUE_VIOLATION = '23505';
+
+class DuplicateInBatch extends Error {}
 
 const eventColumns = {
   id: true,
@@ -139,6 +201,83 @@ export function createEventStore(db: Database) {
     return rows[0] ? BigInt(rows[0].position) : null;
   }
 
+  async function writeBatch(
+    tx: SqlSession,
+    candidates: readonly BatchCandidate[],
+    checkExisting: boolean,
+  ): Promise<{ inserted: number; stored: StoredEvent[] }> {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [SEQ_ORDER_LOCK_KEY]);
+    const prepare = async () => {
+      const [row] = await tx.query<{
+        existing: string[];
+        next_leaf: string;
+        max_seq: string | null;
+        last_seq: string;
+        now: Date;
+      }>(PREPARE_BATCH, [candidates.map((candidate) => candidate.id), candidates.length, checkExisting]);
+      if (!row) throw new Error('insertBatch: the prepare query returned no row');
+      return row;
+    };
+    let state = await prepare();
+    if (state.next_leaf === '0' && state.max_seq !== null) {
+      // Events stored before the hash log existed: they get their leaves first, once.
+      await backfillLeaves(tx);
+      state = await prepare();
+    }
+    const next = BigInt(state.next_leaf);
+    const firstSeq = BigInt(state.last_seq) - BigInt(candidates.length) + 1n;
+
+    const seen = new Set(state.existing.map((id) => id.toLowerCase()));
+    const persistedAt = leafTime(state.now);
+    const fresh: StoredEvent[] = [];
+    const payloads: string[] = [];
+    const leafHashes: string[] = [];
+    for (const candidate of candidates) {
+      if (seen.has(candidate.id)) continue;
+      seen.add(candidate.id);
+      const { event } = candidate;
+      const seq = (firstSeq + BigInt(fresh.length)).toString();
+      fresh.push({
+        id: candidate.id,
+        seq,
+        eventType: event.eventType,
+        sessionId: event.sessionId,
+        payload: event.payload,
+        clientTime: candidate.clientTime === null ? null : new Date(candidate.clientTime),
+        receivedAt: new Date(candidate.receivedAt),
+        persistedAt: state.now,
+        apiKeyId: event.apiKeyId,
+      });
+      payloads.push(candidate.payloadJson);
+      leafHashes.push(candidate.leafHash(seq, persistedAt).toString('hex'));
+    }
+    if (fresh.length === 0) return { inserted: 0, stored: [] };
+
+    try {
+      const rows = await tx.query<{ inserted: number }>(insertStatement(), [
+        fresh.map((event) => event.id),
+        fresh.map((event) => event.seq),
+        fresh.map((event) => event.eventType),
+        fresh.map((event) => event.sessionId),
+        payloads,
+        fresh.map((event) => event.clientTime),
+        fresh.map((event) => event.receivedAt),
+        state.now,
+        fresh.map((_, offset) => (next + BigInt(offset)).toString()),
+        leafHashes,
+        fresh.map((event) => event.apiKeyId),
+      ]);
+      return { inserted: rows[0]?.inserted ?? 0, stored: fresh };
+    } catch (error) {
+      // Checked, an id stored without a leaf (written around this store) still fails here, on the
+      // primary key, rather than getting a leaf that does not match what is stored.
+      if (!checkExisting && (error as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) {
+        throw new DuplicateInBatch('a stored event id in the batch');
+      }
+      throw error;
+    }
+  }
+
   return {
     /**
      * Persists a batch: the events, one hash-log leaf per new event
@@ -152,100 +291,24 @@ export function createEventStore(db: Database) {
      * the leaf positions are assigned, and become visible, in commit order.
      * @returns how many events were new, and those events as stored, in ascending seq order.
      */
-    async insertBatch(events: readonly NewEvent[]): Promise<{ inserted: number; stored: StoredEvent[] }> {
-      if (events.length === 0) return { inserted: 0, stored: [] };
-      // All that does not need the lock is done before taking it: the lock serializes every
-      // worker's inserts, so work done while holding it is work no other worker can overlap.
-      const candidates = events.map((event) => {
-        const id = event.id.toLowerCase();
-        // Normalized to what timestamptz(3) keeps, so the hash covers exactly what is stored.
-        const clientTime = event.clientTime === null ? null : leafTime(event.clientTime);
-        const receivedAt = leafTime(event.receivedAt);
-        return {
-          event,
-          id,
-          clientTime,
-          receivedAt,
-          payloadJson: JSON.stringify(event.payload),
-          leafHash: prepareLeafHash({
-            id,
-            eventType: event.eventType,
-            sessionId: event.sessionId,
-            payload: event.payload,
-            clientTime,
-            receivedAt,
-            apiKeyId: event.apiKeyId,
-          }),
-        };
-      });
-      return db.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [SEQ_ORDER_LOCK_KEY]);
-        const prepare = async () => {
-          const [row] = await tx.query<{
-            existing: string[];
-            next_leaf: string;
-            max_seq: string | null;
-            seqs: string[];
-            now: Date;
-          }>(PREPARE_BATCH, [events.map((event) => event.id), events.length]);
-          if (!row) throw new Error('insertBatch: the prepare query returned no row');
-          return row;
-        };
-        let state = await prepare();
-        if (state.next_leaf === '0' && state.max_seq !== null) {
-          // Events stored before the hash log existed: they get their leaves first, once.
-          await backfillLeaves(tx);
-          state = await prepare();
-        }
-        const next = BigInt(state.next_leaf);
-
-        const seen = new Set(state.existing.map((id) => id.toLowerCase()));
-        const persistedAt = leafTime(state.now);
-        const fresh: StoredEvent[] = [];
-        const payloads: string[] = [];
-        const leafHashes: string[] = [];
-        for (const candidate of candidates) {
-          if (seen.has(candidate.id)) continue;
-          seen.add(candidate.id);
-          const { event } = candidate;
-          const seq = state.seqs[fresh.length]!;
-          fresh.push({
-            id: candidate.id,
-            seq,
-            eventType: event.eventType,
-            sessionId: event.sessionId,
-            payload: event.payload,
-            clientTime: candidate.clientTime === null ? null : new Date(candidate.clientTime),
-            receivedAt: new Date(candidate.receivedAt),
-            persistedAt: state.now,
-            apiKeyId: event.apiKeyId,
-          });
-          payloads.push(candidate.payloadJson);
-          leafHashes.push(candidate.leafHash(seq, persistedAt).toString('hex'));
-        }
-        if (fresh.length === 0) return { inserted: 0, stored: [] };
-
-        const rows = await tx.query<{ inserted: number }>(insertStatement(), [
-          fresh.map((event) => event.id),
-          fresh.map((event) => event.seq),
-          fresh.map((event) => event.eventType),
-          fresh.map((event) => event.sessionId),
-          payloads,
-          fresh.map((event) => event.clientTime),
-          fresh.map((event) => event.receivedAt),
-          state.now,
-          fresh.map((_, offset) => (next + BigInt(offset)).toString()),
-          leafHashes,
-          fresh.map((event) => event.apiKeyId),
-        ]);
-        // An id stored without a leaf (written around this store) fails the insert on the primary
-        // key, rather than getting a leaf that does not match what is stored.
-        const inserted = rows[0]?.inserted ?? 0;
-        return { inserted, stored: fresh };
-      });
+    async insertBatch(
+      batch: readonly NewEvent[] | PreparedBatch,
+    ): Promise<{ inserted: number; stored: StoredEvent[] }> {
+      const { candidates } = batch instanceof PreparedBatch ? batch : prepareBatch(batch);
+      if (candidates.length === 0) return { inserted: 0, stored: [] };
+      // Unchecked first; a duplicate id (a redelivery) fails the insert on a unique index, and
+      // the batch is written again with each id looked up first.
+      try {
+        return await db.transaction((tx) => writeBatch(tx, candidates, false));
+      } catch (error) {
+        if (!(error instanceof DuplicateInBatch)) throw error;
+        return db.transaction((tx) => writeBatch(tx, candidates, true));
+      }
     },
 
-    /** Newest first. */
+    prepareBatch,
+
+    /** Newest first. */ /** Newest first. */
     async listEvents(query: EventQuery): Promise<StoredEvent[]> {
       const offset = query.offset ?? 0;
       if (offset > 0 && offsetBoundaryCoverable(query)) {

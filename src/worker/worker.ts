@@ -2,11 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { queuedEventSchema, type QueuedEvent } from '../ingest/event.js';
 import type { Logger } from '../observability/logger.js';
 import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
-import { isTransientStoreError, type EventStore, type StoredEvent } from '../store/event-store.js';
+import {
+  isTransientStoreError,
+  type EventStore,
+  type PreparedBatch,
+  type StoredEvent,
+} from '../store/event-store.js';
 
 export interface WorkerOptions {
   queue: EventQueue;
-  store: Pick<EventStore, 'insertBatch'>;
+  store: Pick<EventStore, 'insertBatch'> & Partial<Pick<EventStore, 'prepareBatch'>>;
   logger: Logger;
   consumerName: string;
   batchSize: number;
@@ -35,6 +40,14 @@ export interface WorkerOptions {
 interface Parsed {
   entry: QueueEntry;
   event: QueuedEvent;
+}
+
+/** A batch as read, parsed and prepared for the store, before anything is written. */
+interface Batch {
+  entries: QueueEntry[];
+  parsed: Parsed[];
+  unparseable: Array<{ entry: QueueEntry; reason: string }>;
+  prepared: PreparedBatch | undefined;
 }
 
 /**
@@ -74,14 +87,14 @@ export function createWorker(options: WorkerOptions) {
     }
   }
 
-  async function persist(items: Parsed[]): Promise<void> {
+  async function persist(items: Parsed[], prepared?: PreparedBatch): Promise<void> {
     let seconds = 0;
     try {
       await withRetry(
         'insert',
         async () => {
           const startedAt = performance.now();
-          const { stored } = await store.insertBatch(items.map((item) => item.event));
+          const { stored } = await store.insertBatch(prepared ?? items.map((item) => item.event));
           seconds = (performance.now() - startedAt) / 1000;
           if (stored.length > 0) options.onCommitted?.(stored);
         },
@@ -124,14 +137,32 @@ export function createWorker(options: WorkerOptions) {
     options.onDeadLetter?.(reason, cause);
   }
 
-  async function processBatch(entries: QueueEntry[]): Promise<void> {
-    const parsed: Parsed[] = [];
+  function prepare(entries: QueueEntry[]): Batch {
+    const batch: Batch = { entries, parsed: [], unparseable: [], prepared: undefined };
     for (const entry of entries) {
       const event = parseEntry(entry);
-      if (event.ok) parsed.push({ entry, event: event.value });
-      else await deadLetter(entry, event.reason, 'unparseable');
+      if (event.ok) batch.parsed.push({ entry, event: event.value });
+      else batch.unparseable.push({ entry, reason: event.reason });
     }
-    if (parsed.length > 0) await persist(parsed);
+    batch.prepared = store.prepareBatch?.(batch.parsed.map((item) => item.event));
+    return batch;
+  }
+
+  async function processBatch(batch: Batch): Promise<void> {
+    for (const { entry, reason } of batch.unparseable) await deadLetter(entry, reason, 'unparseable');
+    if (batch.parsed.length > 0) await persist(batch.parsed, batch.prepared);
+  }
+
+  /** Resolves false when the loop must end: the batch was abandoned at a stop's deadline. */
+  function settle(batch: Batch): Promise<boolean> {
+    return processBatch(batch).then(
+      () => true,
+      (error: unknown) => {
+        // Abandoned during a stop: the entries stay pending and another consumer takes them over.
+        logger.error({ err: error, count: batch.entries.length }, 'batch left unacknowledged for redelivery');
+        return !(error instanceof AbandonedError);
+      },
+    );
   }
 
   async function nextBatch(
@@ -158,9 +189,19 @@ export function createWorker(options: WorkerOptions) {
   async function loop(): Promise<void> {
     const lastClaimAt = { value: 0 };
     const resumeOwn = { value: true };
+    // One batch is written while the next is read and prepared (parsing, canonical JSON, hashing),
+    // so the worker's own work overlaps the database's. Writes stay one at a time and in order.
+    let writing: Promise<boolean> | undefined;
+    const finishWriting = async () => {
+      const continues = writing ? await writing : true;
+      writing = undefined;
+      return continues;
+    };
     for (;;) {
       const draining = stopping && options.drainQueueOnStop === true;
       if (stopping && !draining) break;
+      // Own pending entries include those being written; reading them again would write them twice.
+      if (resumeOwn.value && !(await finishWriting())) return;
       let entries: QueueEntry[];
       try {
         entries = draining
@@ -177,14 +218,11 @@ export function createWorker(options: WorkerOptions) {
         if (draining) break;
         continue;
       }
-      try {
-        await processBatch(entries);
-      } catch (error) {
-        // Abandoned during a stop: the entries stay pending and another consumer takes them over.
-        logger.error({ err: error, count: entries.length }, 'batch left unacknowledged for redelivery');
-        if (error instanceof AbandonedError) break;
-      }
+      const batch = prepare(entries);
+      if (!(await finishWriting())) return;
+      writing = settle(batch);
     }
+    await finishWriting();
   }
 
   return {

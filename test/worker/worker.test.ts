@@ -9,7 +9,7 @@ import type { EventQueue } from '../../src/queue/event-queue.js';
 import { createMemoryQueue } from '../../src/queue/memory-queue.js';
 import { createRedisQueue } from '../../src/queue/redis-queue.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
-import { createEventStore, type EventStore } from '../../src/store/event-store.js';
+import { createEventStore, PreparedBatch, type EventStore } from '../../src/store/event-store.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createWorker, type WorkerOptions } from '../../src/worker/worker.js';
 import { eventually } from '../support/app.js';
@@ -145,6 +145,61 @@ for (const [name, open] of Object.entries(openers)) {
       const [letter] = await queue.listDeadLetters(1);
       expect(JSON.parse(letter!.body)).toMatchObject({ id: refused.id });
       expect(letter!.reason).toMatch(/^insert failed/);
+    });
+
+    it('prepares the next batch while one is being written, and writes one batch at a time, in order', async () => {
+      const { queue, store } = await setup();
+      const events = Array.from({ length: 30 }, (_, n) => queued({ payload: { n } }));
+      const firstIdOf = (batch: Parameters<EventStore['insertBatch']>[0]) =>
+        batch instanceof PreparedBatch ? batch.candidates[0]!.id : batch[0]!.id;
+      const prepared: string[] = [];
+      const written: string[] = [];
+      let writing = 0;
+      let mostWritingAtOnce = 0;
+      let secondPrepared: () => void = () => undefined;
+      // Resolves true once the second batch is prepared, false if that never happens while the first is held.
+      const overlapped = new Promise<boolean>((resolve) => {
+        secondPrepared = () => resolve(true);
+        setTimeout(() => resolve(false), 3000);
+      });
+      let firstWriteOverlapped: boolean | undefined;
+      const observed: Pick<EventStore, 'insertBatch' | 'prepareBatch'> = {
+        prepareBatch: (batch) => {
+          prepared.push(batch[0]!.id);
+          if (prepared.length === 2) secondPrepared();
+          return store.prepareBatch(batch);
+        },
+        insertBatch: async (batch) => {
+          writing += 1;
+          mostWritingAtOnce = Math.max(mostWritingAtOnce, writing);
+          try {
+            if (written.length === 0) firstWriteOverlapped = await overlapped;
+            written.push(firstIdOf(batch));
+            return await store.insertBatch(batch);
+          } finally {
+            writing -= 1;
+          }
+        },
+      };
+      const worker = createWorker({
+        queue,
+        store: observed,
+        logger: createLogger({ level: 'silent' }),
+        consumerName: 'pipelined',
+        batchSize: 10,
+        claimIdleMs: 60_000,
+        blockMs: 50,
+      });
+      cleanups.push(() => worker.stop(1000));
+      await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      worker.start();
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(firstWriteOverlapped).toBe(true);
+      expect(mostWritingAtOnce).toBe(1);
+      const firstOfEachBatch = [events[0]!.id, events[10]!.id, events[20]!.id];
+      expect(prepared).toEqual(firstOfEachBatch);
+      expect(written).toEqual(firstOfEachBatch);
+      expect(await store.countByIds(events.map((event) => event.id))).toBe(30);
     });
 
     it('retries transient database failures and acknowledges only after the insert succeeded', async () => {
