@@ -21,6 +21,10 @@ interface BatchCandidate {
  */
 export class PreparedBatch {
   constructor(readonly candidates: readonly BatchCandidate[]) {}
+
+  static join(parts: readonly PreparedBatch[]): PreparedBatch {
+    return new PreparedBatch(parts.flatMap((part) => part.candidates));
+  }
 }
 
 /**

@@ -4,10 +4,14 @@ import type { Logger } from '../observability/logger.js';
 import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
 import {
   isTransientStoreError,
+  PreparedBatch,
   type EventStore,
-  type PreparedBatch,
   type StoredEvent,
 } from '../store/event-store.js';
+
+/** Events parsed and prepared between two yields to I/O: about a millisecond of work. */
+const PREPARE_SLICE = 100;
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface WorkerOptions {
   queue: EventQueue;
@@ -137,14 +141,27 @@ export function createWorker(options: WorkerOptions) {
     options.onDeadLetter?.(reason, cause);
   }
 
-  function prepare(entries: QueueEntry[]): Batch {
+  /**
+   * Parses and prepares a batch in slices, yielding between them: it runs while
+   * the previous batch is being written, whose next step (its COMMIT, say) must
+   * not wait behind a whole batch of parsing and hashing.
+   */
+  async function prepare(entries: QueueEntry[]): Promise<Batch> {
     const batch: Batch = { entries, parsed: [], unparseable: [], prepared: undefined };
-    for (const entry of entries) {
-      const event = parseEntry(entry);
-      if (event.ok) batch.parsed.push({ entry, event: event.value });
-      else batch.unparseable.push({ entry, reason: event.reason });
+    const prepared: PreparedBatch[] = [];
+    for (let start = 0; start < entries.length; start += PREPARE_SLICE) {
+      if (start > 0) await yieldToIo();
+      const slice: Parsed[] = [];
+      for (const entry of entries.slice(start, start + PREPARE_SLICE)) {
+        const event = parseEntry(entry);
+        if (event.ok) slice.push({ entry, event: event.value });
+        else batch.unparseable.push({ entry, reason: event.reason });
+      }
+      batch.parsed.push(...slice);
+      const part = store.prepareBatch?.(slice.map((item) => item.event));
+      if (part) prepared.push(part);
     }
-    batch.prepared = store.prepareBatch?.(batch.parsed.map((item) => item.event));
+    if (store.prepareBatch) batch.prepared = PreparedBatch.join(prepared);
     return batch;
   }
 
@@ -218,7 +235,7 @@ export function createWorker(options: WorkerOptions) {
         if (draining) break;
         continue;
       }
-      const batch = prepare(entries);
+      const batch = await prepare(entries);
       if (!(await finishWriting())) return;
       writing = settle(batch);
     }
