@@ -49,7 +49,7 @@ interface Connection {
 }
 
 /** Close codes of our own, beside graphql-ws's (CloseCode) and the error family's (websocketCloseCodeOf). */
-export const LiveCloseCode = {
+const LiveCloseCode = {
   GoingAway: 1001,
   /** The client read too slowly: its unsent messages passed the limit. */
   SlowConsumer: 4008,

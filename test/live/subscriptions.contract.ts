@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { encodeCursor } from '../../src/query/event-queries.js';
 import { eventually, startTestApp, type Backend, type TestApp } from '../support/app.js';
 import { connectLive, postEvent, type LiveConnection } from '../support/live-client.js';
 
@@ -140,6 +142,58 @@ export function subscriptionsContract(backend: Backend, options: { skip?: boolea
       const stored = await storedSeqs(app, session);
       expect(stored).toHaveLength(total);
       expect(received.map((edge) => edge.node.seq)).toEqual(stored);
+    });
+
+    it('sends what one turn delivers to a connection in one write: a resumed history of 20 leaves in one system call', async () => {
+      const session = `coalesce-${randomUUID()}`;
+      const ids: string[] = [];
+      for (let n = 0; n < 21; n += 1) {
+        ids.push(
+          await postEvent(app.baseUrl, app.keys.admin, {
+            session_id: session,
+            event_type: 'review_started',
+            payload: { n },
+          }),
+        );
+      }
+      const seqs = await eventually(async () => {
+        const stored = await storedSeqs(app, session);
+        return stored.length === 21 ? stored : undefined;
+      });
+      const connection = live();
+      await connection.connected;
+
+      // Every write of a server-side socket, with the number of this session's `next` frames it carried.
+      const framesPerWrite: number[] = [];
+      const countFrames = (data: string) =>
+        data.includes(session) ? data.split('"type":"next"').length - 1 : 0;
+      const prototype = net.Socket.prototype as unknown as {
+        _write(chunk: Buffer, encoding: string, callback: () => void): void;
+        _writev(chunks: Array<{ chunk: Buffer }>, callback: () => void): void;
+      };
+      const { _write: write, _writev: writev } = prototype;
+      prototype._write = function (this: net.Socket, chunk, encoding, callback) {
+        const frames = countFrames(Buffer.from(chunk).toString('latin1'));
+        if (frames > 0) framesPerWrite.push(frames);
+        write.call(this, chunk, encoding, callback);
+      };
+      prototype._writev = function (this: net.Socket, chunks, callback) {
+        const frames = countFrames(chunks.map(({ chunk }) => Buffer.from(chunk).toString('latin1')).join(''));
+        if (frames > 0) framesPerWrite.push(frames);
+        writev.call(this, chunks, callback);
+      };
+      try {
+        const resumed = connection.subscribe({
+          filter: { sessionId: session },
+          after: encodeCursor(seqs[0]!),
+        });
+        expect((await resumed.waitFor(20)).map((edge) => edge.node.id)).toEqual(ids.slice(1));
+      } finally {
+        prototype._write = write;
+        prototype._writev = writev;
+      }
+      // ws alone would make one write per frame: 20 writes of 1.
+      expect(framesPerWrite).toEqual([20]);
     });
 
     it('refuses connection_init without a key or with an unknown key (4401) and a key without the read scope (4403)', async () => {
