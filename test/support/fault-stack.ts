@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { expect } from 'vitest';
 import { compareDelivery, type DeliveryReport, type LoadResult } from './fault-load.js';
 import {
   eventually,
@@ -45,6 +46,16 @@ export interface FaultStack {
     load: Pick<LoadResult, 'acceptedIds' | 'attemptedIds' | 'refusedOnlyIds'>,
     timeoutMs?: number,
   ): Promise<DeliveryReport>;
+  /**
+   * What every case ends with: {@link settle}, then no unexpected answer and
+   * none unresolved, every accepted event stored exactly once (nothing lost,
+   * duplicated or stored though refused), no process crashed, and
+   * `auditgraph verify` passing where it exists.
+   */
+  expectExactlyOnce(
+    load: LoadResult,
+    timeoutMs?: number,
+  ): Promise<{ delivery: DeliveryReport; verified: VerifyOutcome }>;
   /** Runs `auditgraph keys create <args>` and returns the secret it prints. */
   createKey(args: string[]): Promise<string>;
   /** What each auditgraph process that exited without being killed by the test printed. */
@@ -191,6 +202,17 @@ export async function startFaultStack(
       });
       return compareDelivery(load, await stack.storedRows());
     },
+    async expectExactlyOnce(load, timeoutMs) {
+      const delivery = await stack.settle(load, timeoutMs);
+      expect(load.unexpected).toEqual([]);
+      expect(load.unresolvedIds.size).toBe(0);
+      expect(delivery).toMatchObject({ missing: [], duplicated: [], unexpected: [], storedButRefused: [] });
+      expect(delivery.stored).toBe(load.accepted);
+      expect(crashes).toEqual([]);
+      const verified = await stack.verify();
+      expect(verified).toMatchObject({ ran: true, code: 0 });
+      return { delivery, verified };
+    },
     async createKey(args) {
       const proc = spawnAuditgraph(['keys', 'create', ...args], env);
       const code = await proc.exited;
@@ -211,9 +233,9 @@ const CLI_SOURCE = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const INTEGRITY_DIR = fileURLToPath(new URL('../../src/integrity', import.meta.url));
 
 /**
- * HOOK for issue 6 (tamper evidence): once `auditgraph verify` exists, every
- * fault case ends by running it against the case's database, and it must
- * exit 0. Until then this reports that it did not run, and the cases say so.
+ * `auditgraph verify` against the case's database: every fault case ends with
+ * it, and it must exit 0. Reports that it did not run where the command is
+ * missing (a checkout from before tamper evidence).
  */
 export async function verifyIntegrity(env: Record<string, string>): Promise<VerifyOutcome> {
   const cli = await readFile(CLI_SOURCE, 'utf8').catch(() => '');
