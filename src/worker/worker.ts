@@ -148,20 +148,29 @@ export function createWorker(options: WorkerOptions) {
    */
   async function prepare(entries: QueueEntry[]): Promise<Batch> {
     const batch: Batch = { entries, parsed: [], unparseable: [], prepared: undefined };
-    const prepared: PreparedBatch[] = [];
     for (let start = 0; start < entries.length; start += PREPARE_SLICE) {
       if (start > 0) await yieldToIo();
-      const slice: Parsed[] = [];
       for (const entry of entries.slice(start, start + PREPARE_SLICE)) {
         const event = parseEntry(entry);
-        if (event.ok) slice.push({ entry, event: event.value });
+        if (event.ok) batch.parsed.push({ entry, event: event.value });
         else batch.unparseable.push({ entry, reason: event.reason });
       }
-      batch.parsed.push(...slice);
-      const part = store.prepareBatch?.(slice.map((item) => item.event));
-      if (part) prepared.push(part);
     }
-    if (store.prepareBatch) batch.prepared = PreparedBatch.join(prepared);
+    if (!store.prepareBatch) return batch;
+    const parts: PreparedBatch[] = [];
+    for (let start = 0; start < batch.parsed.length; start += PREPARE_SLICE) {
+      await yieldToIo();
+      try {
+        parts.push(
+          store.prepareBatch(batch.parsed.slice(start, start + PREPARE_SLICE).map((item) => item.event)),
+        );
+      } catch {
+        // Left to insertBatch, which prepares what it is given unprepared: there a failure isolates
+        // the event causing it (split, dead-letter) instead of ending this loop.
+        return batch;
+      }
+    }
+    batch.prepared = PreparedBatch.join(parts);
     return batch;
   }
 

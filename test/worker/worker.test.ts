@@ -202,6 +202,31 @@ for (const [name, open] of Object.entries(openers)) {
       expect(await store.countByIds(events.map((event) => event.id))).toBe(30);
     });
 
+    it('stores a batch whose preparation failed: the insert prepares it again, where a failure would be isolated', async () => {
+      const { queue, store } = await setup();
+      const events = Array.from({ length: 5 }, () => queued());
+      const worker = createWorker({
+        queue,
+        store: {
+          insertBatch: (batch) => store.insertBatch(batch),
+          prepareBatch: () => {
+            throw new Error('cannot prepare');
+          },
+        },
+        logger: createLogger({ level: 'silent' }),
+        consumerName: 'unprepared',
+        batchSize: 10,
+        claimIdleMs: 60_000,
+        blockMs: 50,
+      });
+      cleanups.push(() => worker.stop(1000));
+      await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      worker.start();
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(await store.countByIds(events.map((event) => event.id))).toBe(5);
+      expect((await queue.stats()).deadLetters).toBe(0);
+    });
+
     it('retries transient database failures and acknowledges only after the insert succeeded', async () => {
       let failuresLeft = 3;
       let attempts = 0;
