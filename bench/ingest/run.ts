@@ -1295,7 +1295,7 @@ async function sqlShapes(client: pg.Client, count: number, batch: number): Promi
   if (typeof analytics?.insertWithRollupsSql === 'function') {
     const withRollups = analytics.insertWithRollupsSql(onConflict);
     shapes.push({
-      shape: '+ rollup CTEs (= insertBatch, into the _raw table)',
+      shape: '+ rollup CTEs (the insert before rollups were folded)',
       run: async (params) => {
         await client.query('BEGIN');
         await client.query('SELECT pg_advisory_xact_lock($1)', [0x61756469]);

@@ -24,6 +24,7 @@ import { boundedLabel, type Metrics } from '../observability/metrics.js';
 import { createApiKeyService } from '../security/api-keys.js';
 import { createAuthenticator, type KnownKey } from '../security/authenticate.js';
 import { createRequestLimiter } from '../security/rate-limit.js';
+import { createRollupFolder } from '../store/analytics-store.js';
 import { createWorker } from '../worker/worker.js';
 import { consumerNameFor, type Backends } from './backends.js';
 
@@ -202,6 +203,16 @@ export async function startWorkerRole(
     lastAnnounceWarning = Date.now();
     deps.logger.warn({ err: error }, 'announcing stored events to live feeds failed; feeds will catch up');
   };
+  // The rollups count committed events once folded; folding after each commit keeps them seconds
+  // fresh without the work sitting inside the insert lock (readers fold what is left first).
+  const rollups = createRollupFolder(backends.db);
+  let lastFoldWarning = 0;
+  const foldFailed = (error: unknown) => {
+    metrics.persistRetries.inc({ operation: 'fold' });
+    if (Date.now() - lastFoldWarning < 10_000) return;
+    lastFoldWarning = Date.now();
+    deps.logger.warn({ err: error }, 'folding stored events into the analytics rollups failed; will retry');
+  };
   const worker = createWorker({
     queue: backends.queue,
     store: backends.store,
@@ -217,6 +228,7 @@ export async function startWorkerRole(
     },
     onCommitted: (stored) => {
       backends.bus.publish(stored).catch((error: unknown) => announceFailed(error));
+      rollups.request(foldFailed);
     },
     onRetry: (operation) => metrics.persistRetries.inc({ operation }),
     onDeadLetter: (_reason, cause) => metrics.deadLettered.inc({ cause }),
@@ -235,6 +247,7 @@ export async function startWorkerRole(
   // The worker drains first, so the last checkpoint covers what it stored on the way out.
   const stopWorker = async () => {
     await worker.stop(config.shutdownTimeoutMs);
+    await rollups.idle();
     await integrityLoops.stop();
   };
   if (!deps.serveMetrics) return { stop: stopWorker };

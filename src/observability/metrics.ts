@@ -193,7 +193,7 @@ export function createMetrics() {
   }
   // Known label values start at 0, so increase() over a scrape sees the first event of each.
   for (const cause of ['unparseable', 'unstorable']) metrics.deadLettered.inc({ cause }, 0);
-  for (const operation of ['insert', 'acknowledge', 'dead-letter', 'read'])
+  for (const operation of ['insert', 'acknowledge', 'dead-letter', 'read', 'fold'])
     metrics.persistRetries.inc({ operation }, 0);
   for (const reason of ['missing', 'unknown', 'revoked', 'scope']) metrics.authFailures.inc({ reason }, 0);
   for (const operation of ['checkpoint', 'retention']) metrics.checkpointFailures.inc({ operation }, 0);

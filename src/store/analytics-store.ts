@@ -2,8 +2,9 @@ import { LN_GAMMA, MIN_TRACKED_VALUE, ZERO_BIN, type BinCount } from '../analyti
 import type { Database } from './database.js';
 
 /**
- * All analytics SQL: the rollup maintenance that the worker's insert runs, and
- * the queries that read the rollups. Analytics never scan `audit_events`.
+ * All analytics SQL: the rollup maintenance (folded in after the worker's
+ * commits, see {@link createRollupFolder}), and the queries that read the
+ * rollups. Analytics read `audit_events` only to fold events not yet counted.
  *
  * Rollups (prisma/schema.prisma documents each table), all keyed by the UTC hour
  * or day of `received_at`:
@@ -52,9 +53,9 @@ const binOf = (value: string) =>
  * The rollup maintenance, as CTEs that read a relation named `inserted` with
  * {@link ROLLUP_INPUT_COLUMNS}. Every rollup is one set-based upsert grouped by its
  * key (so no key occurs twice in one statement), adding to what is stored. Each
- * upsert is atomic per row, so concurrent batches would stay exact too; the event
- * store serializes them anyway (its advisory lock), which also rules out deadlocks
- * between batches upserting the same rollup rows in different orders.
+ * upsert is atomic per row, so concurrent batches would stay exact too; folds
+ * are serialized anyway (the fold lock), which also rules out deadlocks between
+ * them upserting the same rollup rows in different orders.
  */
 const ROLLUP_CTES = `
 facts AS (
@@ -178,13 +179,108 @@ session_last_seen AS (
  * without RETURNING) into one statement that also adds the rows it inserted to
  * every rollup, and answers `[{ inserted: number }]`. Rows the insert skipped as
  * duplicates are not returned, so a redelivered batch changes no rollup.
- * Run it under the event store's insert lock, as insertBatch does: batches then
- * never wait on (or deadlock over) each other's rollup rows.
+ * The insert worked this way before rollups were folded after commit; the
+ * benchmarks keep it as a point of comparison.
  */
 export function insertWithRollupsSql(insert: string): string {
   return `WITH inserted AS (${insert}\nRETURNING ${ROLLUP_INPUT_COLUMNS}),${ROLLUP_CTES}
 SELECT count(*)::int AS inserted FROM inserted`;
 }
+
+/**
+ * Adds the events after the folded position to every rollup and moves the
+ * position, in one statement (one snapshot), at most `$1` positions at a time.
+ * Run it in a transaction under the fold lock (createRollupFolder in src/store/analytics-store.ts).
+ * Positions become visible in commit order (the event store's insert lock), so
+ * every position up to the newest visible one is either stored or never will
+ * be: nothing can appear later below it. Answers `[{ folded, caught_up }]`.
+ */
+export function foldRollupsSql(): string {
+  return `WITH bounds AS (
+  SELECT f.through_seq AS lo,
+    LEAST(COALESCE((SELECT max(seq) FROM audit_events), f.through_seq), f.through_seq + $1::bigint) AS hi,
+    COALESCE((SELECT max(seq) FROM audit_events), f.through_seq) AS newest
+  FROM analytics_folded f WHERE f.id = 1
+),
+inserted AS (
+  SELECT ${ROLLUP_INPUT_COLUMNS} FROM audit_events, bounds WHERE seq > bounds.lo AND seq <= bounds.hi
+),${ROLLUP_CTES},
+advanced AS (
+  UPDATE analytics_folded AS f SET through_seq = bounds.hi FROM bounds WHERE f.id = 1 AND bounds.hi > bounds.lo
+)
+SELECT (SELECT count(*)::int FROM inserted) AS folded, bool_and(bounds.hi >= bounds.newest) AS caught_up FROM bounds`;
+}
+
+/** Serializes folds across every process: two folds must not count the same range. */
+const FOLD_LOCK_KEY = 0x666f6c64; // "fold"
+/** Positions folded per statement: bounds one transaction's work after a long pause. */
+const FOLD_WINDOW = 20_000;
+
+/**
+ * Keeps the analytics rollups up to date with the stored events. The insert
+ * does not maintain them (that work would sit inside the insert lock, which
+ * serializes every worker); instead the events above the folded position are
+ * added in bulk: by the worker after each commit, off its insert path, and by
+ * every reader of the rollups first, so an answer always counts every event
+ * stored before it was asked for.
+ */
+export function createRollupFolder(db: Database) {
+  const foldStatement = foldRollupsSql();
+  let running: Promise<void> | undefined;
+  let requestedAgain = false;
+
+  /** Folds everything stored so far; resolves when the rollups count it all. */
+  async function fold(): Promise<number> {
+    let folded = 0;
+    for (;;) {
+      const [row] = await db.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [FOLD_LOCK_KEY]);
+        return tx.query<{ folded: number; caught_up: boolean | null }>(foldStatement, [FOLD_WINDOW]);
+      });
+      folded += row?.folded ?? 0;
+      // No row: the position is missing (a database the migrations have not reached).
+      if (!row || row.caught_up !== false) return folded;
+    }
+  }
+
+  return {
+    fold,
+
+    /** Folds unless the rollups already count every stored event: one indexed read when they do. */
+    async foldIfBehind(): Promise<void> {
+      const [state] = await db.query<{ behind: boolean | null }>(
+        `SELECT (SELECT max(seq) FROM audit_events) > through_seq AS behind FROM analytics_folded WHERE id = 1`,
+      );
+      if (state?.behind === true) await fold();
+    },
+
+    /**
+     * Starts a fold in the background, or one more after the running one: the
+     * worker calls this after each commit and never waits for it. Failures go to
+     * `onError`; the next request, or the next reader, folds what was left.
+     */
+    request(onError: (error: unknown) => void): void {
+      if (running) {
+        requestedAgain = true;
+        return;
+      }
+      running = (async () => {
+        do {
+          requestedAgain = false;
+          await fold().catch(onError);
+        } while (requestedAgain);
+        running = undefined;
+      })();
+    },
+
+    /** Resolves when no background fold is running (before the database is closed). */
+    async idle(): Promise<void> {
+      while (running) await running;
+    },
+  };
+}
+
+export type RollupFolder = ReturnType<typeof createRollupFolder>;
 
 /**
  * The same maintenance over every row of `audit_events`, for a migration that
@@ -264,6 +360,8 @@ const DAY_MS = 24 * HOUR_MS;
  * The functions throw RangeError for a `from` that is not the start of an hour.
  */
 export function createAnalyticsStore(db: Database) {
+  // Each read first folds what the rollups do not count yet, so answers include every stored event.
+  const rollups = createRollupFolder(db);
   const hourStart = (from: Date): Date => {
     if (from.getTime() % HOUR_MS !== 0) {
       throw new RangeError(`window start ${from.toISOString()} is not the start of a UTC hour`);
@@ -274,6 +372,7 @@ export function createAnalyticsStore(db: Database) {
   return {
     /** Events per UTC day and type since `from`; a day starting before `from` counts only its hours from `from`. */
     async dailyTypeCounts(from: Date): Promise<DailyTypeCount[]> {
+      await rollups.foldIfBehind();
       const rows = await db.query<{ day: Date; event_type: string; events: number }>(
         `SELECT date_trunc('day', bucket_hour, 'UTC') AS day, event_type, sum(events)::float8 AS events
          FROM analytics_event_counts WHERE bucket_hour >= $1
@@ -285,6 +384,7 @@ export function createAnalyticsStore(db: Database) {
 
     /** Events per UTC hour since `from`, hours without events left out; oldest first. */
     async hourlyCounts(from: Date): Promise<HourlyCount[]> {
+      await rollups.foldIfBehind();
       const rows = await db.query<{ hour: Date; events: number }>(
         `SELECT bucket_hour AS hour, sum(events)::float8 AS events
          FROM analytics_event_counts WHERE bucket_hour >= $1
@@ -296,6 +396,7 @@ export function createAnalyticsStore(db: Database) {
 
     /** The longest received → persisted delay (ms) of the events since `from`; null without events. */
     async maxLagMs(from: Date): Promise<number | null> {
+      await rollups.foldIfBehind();
       const rows = await db.query<{ max_lag_ms: number | null }>(
         'SELECT max(max_lag_ms) AS max_lag_ms FROM analytics_event_counts WHERE bucket_hour >= $1',
         [hourStart(from)],
@@ -309,6 +410,7 @@ export function createAnalyticsStore(db: Database) {
      * only if its latest one is.
      */
     async distinctSessions(from: Date): Promise<number> {
+      await rollups.foldIfBehind();
       const rows = await db.query<{ sessions: number }>(
         'SELECT COALESCE(sum(sessions), 0)::float8 AS sessions FROM analytics_session_last_seen WHERE bucket_hour >= $1',
         [hourStart(from)],
@@ -318,6 +420,7 @@ export function createAnalyticsStore(db: Database) {
 
     /** LLM traffic per model since `from`. */
     async llmModelTotals(from: Date): Promise<LlmModelTotals[]> {
+      await rollups.foldIfBehind();
       const rows = await db.query<LlmRow>(
         `SELECT model,
            sum(queries)::float8 AS queries, sum(responses)::float8 AS responses, sum(failures)::float8 AS failures,
@@ -355,6 +458,7 @@ export function createAnalyticsStore(db: Database) {
      * every later day from the daily one, so a 30-day window reads ~30 buckets.
      */
     async histograms(from: Date, metrics: readonly HistogramMetric[]): Promise<MetricHistogram[]> {
+      await rollups.foldIfBehind();
       const start = hourStart(from);
       const firstWholeDay = new Date(Math.ceil(start.getTime() / DAY_MS) * DAY_MS);
       const rows = await db.query<{ metric: HistogramMetric; dimension: string; bin: number; n: number }>(

@@ -1,8 +1,8 @@
-import { insertWithRollupsSql } from './analytics-store.js';
 import type { Database, SqlSession } from './database.js';
 import type { Prisma } from './generated/prisma/client.js';
 import { leafTime, prepareLeafHash } from '../integrity/leaf.js';
 import { backfillLeaves } from './integrity-store.js';
+import { createRollupFolder } from './analytics-store.js';
 
 /** An event of a batch with what can be computed before the insert lock is taken. */
 interface BatchCandidate {
@@ -113,8 +113,8 @@ export interface EventQuery {
 const SEQ_ORDER_LOCK_KEY = 0x61756469; // "audi"
 
 // Every value explicit: seq, the leaf and persisted_at are fixed before the statement, because
-// the leaf hash covers them. The leaves go in by the same statement as the events and their
-// rollups (a CTE ahead of the ones insertWithRollupsSql adds), so one round trip writes all.
+// the leaf hash covers them. The leaves go in by the same statement as the events, so one round
+// trip writes both.
 const INSERT_LEAVES_CTE = `leaves AS (
   INSERT INTO audit_log_leaves (leaf_index, seq, event_id, leaf_hash)
   SELECT l.leaf_index, l.seq, l.event_id, decode(l.leaf_hash, 'hex')
@@ -126,11 +126,16 @@ SELECT u.id, u.seq, u.event_type, u.session_id, u.payload, u.client_time, u.rece
 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[], $11::text[])
   AS u(id, seq, event_type, session_id, payload, client_time, received_at, api_key_id)`;
 
-/** The insert statement: leaves, events and rollups together. */
+/**
+ * The insert statement: leaves and events together. The analytics rollups are
+ * not maintained here but folded in after commit (createRollupFolder in src/store/analytics-store.ts),
+ * outside the lock that serializes every worker's inserts.
+ */
 function insertStatement(): string {
-  const withRollups = insertWithRollupsSql(INSERT_BATCH);
-  if (!withRollups.startsWith('WITH ')) throw new Error('insertWithRollupsSql no longer starts with WITH');
-  return `WITH ${INSERT_LEAVES_CTE},\n${withRollups.slice('WITH '.length)}`;
+  return `WITH ${INSERT_LEAVES_CTE},
+inserted AS (${INSERT_BATCH}
+RETURNING 1)
+SELECT count(*)::int AS inserted FROM inserted`;
 }
 
 // Run under the lock, in its own statement: a statement's snapshot is taken when it starts, so
@@ -175,6 +180,7 @@ function offsetBoundaryCoverable(query: EventQuery): boolean {
 }
 
 export function createEventStore(db: Database) {
+  const rollups = createRollupFolder(db);
   /** The `seq` of the row `offset` places below the newest match, or null past the end. */
   async function offsetBoundary(query: EventQuery, offset: number): Promise<bigint | null> {
     const conditions: string[] = [];
@@ -284,12 +290,13 @@ export function createEventStore(db: Database) {
 
   return {
     /**
-     * Persists a batch: the events, one hash-log leaf per new event
-     * (src/integrity/leaf.ts) and the analytics rollups, in one transaction.
-     * Idempotent on the event id: events already stored (or stored and since
-     * removed by retention) are skipped, as is a repeat of an id within the
-     * batch, so a redelivered batch never duplicates, never adds a second leaf
-     * and is never counted twice by the rollups.
+     * Persists a batch: the events and one hash-log leaf per new event
+     * (src/integrity/leaf.ts), in one transaction; the rollups count them once
+     * folded (createRollupFolder in analytics-store.ts: by the worker after commit, and by
+     * every rollup read first). Idempotent on the event id: events already
+     * stored (or stored and since removed by retention) are skipped, as is a
+     * repeat of an id within the batch, so a redelivered batch never
+     * duplicates and never adds a second leaf.
      *
      * Batches from every worker are serialized by an advisory lock, so `seq` and
      * the leaf positions are assigned, and become visible, in commit order.
@@ -357,6 +364,7 @@ export function createEventStore(db: Database) {
      * index, so the cost does not grow with the number of events.
      */
     async eventTypeStats(): Promise<Array<{ eventType: string; count: number; lastSeenAt: Date }>> {
+      await rollups.foldIfBehind();
       const rows = await db.query<{ event_type: string; count: string; last_seen_at: Date }>(
         `SELECT counts.event_type, counts.events::text AS count, newest.received_at AS last_seen_at
            FROM (SELECT event_type, sum(events) AS events FROM analytics_event_counts GROUP BY event_type) counts

@@ -10,6 +10,7 @@ import { leafHashOf, type EventLike } from '../integrity/leaf.js';
 import { inclusionPath, merkleRoot } from '../integrity/merkle.js';
 import type { EventProof } from '../integrity/verifier.js';
 import type { Database, SqlSession } from './database.js';
+import { createRollupFolder } from './analytics-store.js';
 
 /**
  * All SQL of tamper evidence: the hash log's leaves (written by the event
@@ -219,6 +220,7 @@ function prefetchingCursor<Row>(load: (last: Row | undefined) => Promise<Row[]>)
 }
 
 export function createIntegrityStore(db: Database) {
+  const rollups = createRollupFolder(db);
   async function checkpointsFrom(
     session: Pick<SqlSession, 'query'>,
     afterTreeSize: bigint,
@@ -655,6 +657,7 @@ export function createIntegrityStore(db: Database) {
      * @returns the events deleted and the new boundary (null when nothing was due).
      */
     async applyRetention(cutoff: Date): Promise<{ deleted: number; throughSeq: string | null }> {
+      await rollups.fold();
       return db.transaction(async (tx) => {
         const [locked] = await tx.query<{ locked: boolean }>(
           'SELECT pg_try_advisory_xact_lock($1) AS locked',
@@ -662,8 +665,13 @@ export function createIntegrityStore(db: Database) {
         );
         if (!locked?.locked) return { deleted: 0, throughSeq: null };
         const boundary = await retentionBoundary(tx);
+        // Events the analytics rollups do not count yet stay until they are folded (createRollupFolder).
+        const [folded] = await tx.query<{ through_seq: string }>(
+          'SELECT through_seq::text FROM analytics_folded WHERE id = 1',
+        );
         let through: CheckpointRow | undefined;
         for (const checkpoint of await checkpointsFrom(tx, boundary.treeSize)) {
+          if (!folded || BigInt(checkpoint.last_seq) > BigInt(folded.through_seq)) break;
           const [row] = await tx.query<{ newest: Date | null }>(
             `SELECT max(received_at) AS newest FROM audit_events WHERE seq > $1::bigint AND seq <= $2::bigint`,
             [through?.last_seq ?? boundary.seq ?? '-9223372036854775808', checkpoint.last_seq],

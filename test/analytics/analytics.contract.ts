@@ -12,7 +12,7 @@ import {
 import { binOf, mergeBins } from '../../src/analytics/histogram.js';
 import { AppError } from '../../src/errors.js';
 import { EVENT_TYPES } from '../../src/ingest/event.js';
-import { createAnalyticsStore } from '../../src/store/analytics-store.js';
+import { createAnalyticsStore, createRollupFolder } from '../../src/store/analytics-store.js';
 import type { Database } from '../../src/store/database.js';
 import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
 import { DEFAULT_MIGRATIONS_DIR, migrate, readMigrations } from '../../src/store/migrate.js';
@@ -378,6 +378,56 @@ export function analyticsContract(
         [30, 60].flatMap((days) => [service.usage(days), service.llm(days), service.performance(days)]),
       );
       expect(after).toEqual(before);
+    });
+
+    it('leaves the rollups to the fold, which counts each stored event once, also while racing inserts', async () => {
+      const fresh = await open();
+      try {
+        await migrate(fresh.db);
+        const events = createEventStore(fresh.db);
+        const rollups = createRollupFolder(fresh.db);
+        const countedEvents = async () =>
+          (
+            await fresh.db.query<{ n: number }>(
+              'SELECT COALESCE(sum(events), 0)::int AS n FROM analytics_event_counts',
+            )
+          )[0]!.n;
+        const at = NOW.getTime() - 2 * HOUR;
+        const batches = Array.from({ length: 8 }, (_, b) =>
+          Array.from({ length: 25 }, (_, i) =>
+            event(`fold-${b}-${i % 5}`, 'review_completed', at, { duration_ms: i }),
+          ),
+        );
+
+        // The insert alone counts nothing: its transaction does not touch the rollups.
+        expect((await events.insertBatch(batches[0]!)).inserted).toBe(25);
+        expect(await countedEvents()).toBe(0);
+        // Folds racing the remaining inserts: together they count every event exactly once.
+        const folds: Array<Promise<number>> = [rollups.fold()];
+        for (const batch of batches.slice(1)) {
+          const inserting = events.insertBatch(batch);
+          folds.push(rollups.fold(), rollups.fold());
+          await inserting;
+        }
+        const foldedWhileRacing = (await Promise.all(folds)).reduce((sum, n) => sum + n, 0);
+        expect(foldedWhileRacing + (await rollups.fold())).toBe(200);
+        expect(await countedEvents()).toBe(200);
+        const [sessions] = await fresh.db.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM analytics_session_activity',
+        );
+        expect(sessions!.n).toBe(40);
+
+        // A redelivered batch is neither stored nor folded again; a read folds what is new first.
+        expect((await events.insertBatch(batches[0]!)).inserted).toBe(0);
+        expect(await rollups.fold()).toBe(0);
+        await events.insertBatch([event('fold-late', 'review_started', at)]);
+        const daily = await createAnalyticsStore(fresh.db).dailyTypeCounts(
+          new Date(Math.floor((at - DAY) / HOUR) * HOUR),
+        );
+        expect(daily.reduce((sum, row) => sum + row.events, 0)).toBe(201);
+      } finally {
+        await fresh.dispose();
+      }
     });
 
     it('refuses a days that is not a whole number from 1 to 365, naming it', async () => {

@@ -55,6 +55,13 @@ export type AnalyticsSessionActivity = Prisma.AnalyticsSessionActivityModel
  */
 export type AnalyticsSessionLastSeen = Prisma.AnalyticsSessionLastSeenModel
 /**
+ * Model AnalyticsFolded
+ * How far the rollups are folded: every event with seq <= through_seq is counted in them, none above.
+ * One row (id 1). The worker's inserts do not touch the rollups; a fold after each commit, and one
+ * before each analytics read, adds the events above this position and moves it, in one transaction.
+ */
+export type AnalyticsFolded = Prisma.AnalyticsFoldedModel
+/**
  * Model ApiKey
  * An API key. Only a salted SHA-256 of the secret is kept, with a display prefix to find it by.
  */

@@ -404,6 +404,7 @@ export const ModelName = {
   AnalyticsHistogramDaily: 'AnalyticsHistogramDaily',
   AnalyticsSessionActivity: 'AnalyticsSessionActivity',
   AnalyticsSessionLastSeen: 'AnalyticsSessionLastSeen',
+  AnalyticsFolded: 'AnalyticsFolded',
   ApiKey: 'ApiKey',
   AuditLogLeaf: 'AuditLogLeaf',
   IntegrityCheckpoint: 'IntegrityCheckpoint',
@@ -423,7 +424,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "auditEvent" | "analyticsEventCount" | "analyticsLlmUsage" | "analyticsHistogramHourly" | "analyticsHistogramDaily" | "analyticsSessionActivity" | "analyticsSessionLastSeen" | "apiKey" | "auditLogLeaf" | "integrityCheckpoint" | "integrityRetention"
+    modelProps: "auditEvent" | "analyticsEventCount" | "analyticsLlmUsage" | "analyticsHistogramHourly" | "analyticsHistogramDaily" | "analyticsSessionActivity" | "analyticsSessionLastSeen" | "analyticsFolded" | "apiKey" | "auditLogLeaf" | "integrityCheckpoint" | "integrityRetention"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -945,6 +946,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    AnalyticsFolded: {
+      payload: Prisma.$AnalyticsFoldedPayload<ExtArgs>
+      fields: Prisma.AnalyticsFoldedFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AnalyticsFoldedFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AnalyticsFoldedFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>
+        }
+        findFirst: {
+          args: Prisma.AnalyticsFoldedFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AnalyticsFoldedFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>
+        }
+        findMany: {
+          args: Prisma.AnalyticsFoldedFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>[]
+        }
+        create: {
+          args: Prisma.AnalyticsFoldedCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>
+        }
+        createMany: {
+          args: Prisma.AnalyticsFoldedCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AnalyticsFoldedCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>[]
+        }
+        delete: {
+          args: Prisma.AnalyticsFoldedDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>
+        }
+        update: {
+          args: Prisma.AnalyticsFoldedUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>
+        }
+        deleteMany: {
+          args: Prisma.AnalyticsFoldedDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AnalyticsFoldedUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AnalyticsFoldedUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>[]
+        }
+        upsert: {
+          args: Prisma.AnalyticsFoldedUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AnalyticsFoldedPayload>
+        }
+        aggregate: {
+          args: Prisma.AnalyticsFoldedAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAnalyticsFolded>
+        }
+        groupBy: {
+          args: Prisma.AnalyticsFoldedGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsFoldedGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AnalyticsFoldedCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AnalyticsFoldedCountAggregateOutputType> | number
+        }
+      }
+    }
     ApiKey: {
       payload: Prisma.$ApiKeyPayload<ExtArgs>
       fields: Prisma.ApiKeyFieldRefs
@@ -1364,6 +1439,14 @@ export const AnalyticsSessionLastSeenScalarFieldEnum = {
 export type AnalyticsSessionLastSeenScalarFieldEnum = (typeof AnalyticsSessionLastSeenScalarFieldEnum)[keyof typeof AnalyticsSessionLastSeenScalarFieldEnum]
 
 
+export const AnalyticsFoldedScalarFieldEnum = {
+  id: 'id',
+  throughSeq: 'throughSeq'
+} as const
+
+export type AnalyticsFoldedScalarFieldEnum = (typeof AnalyticsFoldedScalarFieldEnum)[keyof typeof AnalyticsFoldedScalarFieldEnum]
+
+
 export const ApiKeyScalarFieldEnum = {
   id: 'id',
   name: 'name',
@@ -1718,6 +1801,7 @@ export type GlobalOmitConfig = {
   analyticsHistogramDaily?: Prisma.AnalyticsHistogramDailyOmit
   analyticsSessionActivity?: Prisma.AnalyticsSessionActivityOmit
   analyticsSessionLastSeen?: Prisma.AnalyticsSessionLastSeenOmit
+  analyticsFolded?: Prisma.AnalyticsFoldedOmit
   apiKey?: Prisma.ApiKeyOmit
   auditLogLeaf?: Prisma.AuditLogLeafOmit
   integrityCheckpoint?: Prisma.IntegrityCheckpointOmit

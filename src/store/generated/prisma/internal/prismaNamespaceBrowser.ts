@@ -58,6 +58,7 @@ export const ModelName = {
   AnalyticsHistogramDaily: 'AnalyticsHistogramDaily',
   AnalyticsSessionActivity: 'AnalyticsSessionActivity',
   AnalyticsSessionLastSeen: 'AnalyticsSessionLastSeen',
+  AnalyticsFolded: 'AnalyticsFolded',
   ApiKey: 'ApiKey',
   AuditLogLeaf: 'AuditLogLeaf',
   IntegrityCheckpoint: 'IntegrityCheckpoint',
@@ -162,6 +163,14 @@ export const AnalyticsSessionLastSeenScalarFieldEnum = {
 } as const
 
 export type AnalyticsSessionLastSeenScalarFieldEnum = (typeof AnalyticsSessionLastSeenScalarFieldEnum)[keyof typeof AnalyticsSessionLastSeenScalarFieldEnum]
+
+
+export const AnalyticsFoldedScalarFieldEnum = {
+  id: 'id',
+  throughSeq: 'throughSeq'
+} as const
+
+export type AnalyticsFoldedScalarFieldEnum = (typeof AnalyticsFoldedScalarFieldEnum)[keyof typeof AnalyticsFoldedScalarFieldEnum]
 
 
 export const ApiKeyScalarFieldEnum = {
