@@ -164,8 +164,8 @@ export interface AnalyticsServiceDeps {
 
 /**
  * Usage, LLM and performance analytics over the last `days` days, for REST and
- * GraphQL alike. Each call reads only the rollups that the worker maintains at
- * write time (a few small, indexed range scans), never the events themselves.
+ * GraphQL alike. Each call reads only the rollups, folded from each committed
+ * batch (a few small, indexed range scans), never the events themselves.
  * Percentiles come from log-binned histograms and are within
  * {@link PERCENTILE_RELATIVE_ERROR} (2 %) of the exact nearest-rank value.
  */

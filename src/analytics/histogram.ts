@@ -8,10 +8,10 @@
  * error `α` of that representative, so a percentile read from the bins is within
  * `α` (2 %) of the exact percentile of the recorded values (nearest-rank definition,
  * see {@link percentile}). Bins only ever hold counts, so histograms of hours, days,
- * models and batches merge by adding counts: that is what lets the worker maintain
- * them at write time and a window read them as a sum.
+ * models and batches merge by adding counts: that is what lets batches of events be
+ * folded into them as they are stored, and a window read them as a sum.
  *
- * PostgreSQL computes the bins at write time (src/store/analytics-store.ts, from
+ * PostgreSQL computes the bins as it folds (src/store/analytics-store.ts, from
  * these constants); this module turns bin counts back into values.
  */
 

@@ -122,9 +122,12 @@ const INSERT_LEAVES_CTE = `leaves AS (
 )`;
 const INSERT_BATCH = `
 INSERT INTO audit_events (id, seq, event_type, session_id, payload, client_time, received_at, persisted_at, api_key_id)
-SELECT u.id, u.seq, u.event_type, u.session_id, u.payload, u.client_time, u.received_at, $8::timestamptz, u.api_key_id
-FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[], $11::text[])
-  AS u(id, seq, event_type, session_id, payload, client_time, received_at, api_key_id)`;
+SELECT u.id, u.seq, u.event_type, u.session_id, p.payload, u.client_time, u.received_at, $8::timestamptz, u.api_key_id
+FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $6::timestamptz[], $7::timestamptz[], $11::text[])
+  WITH ORDINALITY AS u(id, seq, event_type, session_id, client_time, received_at, api_key_id, n)
+-- The payloads come as one JSON array: as a jsonb[] literal, every quote in them would be escaped
+-- by the driver and unescaped by the server.
+JOIN jsonb_array_elements($5::jsonb) WITH ORDINALITY AS p(payload, n) ON p.n = u.n`;
 
 /**
  * The insert statement: leaves and events together. The analytics rollups are
@@ -241,6 +244,9 @@ export function createEventStore(db: Database) {
     const persistedAt = leafTime(state.now);
     const fresh: StoredEvent[] = [];
     const payloads: string[] = [];
+    // ISO strings rather than the Dates: the driver formats a Date element by element.
+    const clientTimes: Array<string | null> = [];
+    const receivedAts: string[] = [];
     const leafHashes: string[] = [];
     for (const candidate of candidates) {
       if (seen.has(candidate.id)) continue;
@@ -259,6 +265,8 @@ export function createEventStore(db: Database) {
         apiKeyId: event.apiKeyId,
       });
       payloads.push(candidate.payloadJson);
+      clientTimes.push(candidate.clientTime);
+      receivedAts.push(candidate.receivedAt);
       leafHashes.push(candidate.leafHash(seq, persistedAt).toString('hex'));
     }
     if (fresh.length === 0) return { inserted: 0, stored: [] };
@@ -269,9 +277,9 @@ export function createEventStore(db: Database) {
         fresh.map((event) => event.seq),
         fresh.map((event) => event.eventType),
         fresh.map((event) => event.sessionId),
-        payloads,
-        fresh.map((event) => event.clientTime),
-        fresh.map((event) => event.receivedAt),
+        `[${payloads.join(',')}]`,
+        clientTimes,
+        receivedAts,
         state.now,
         fresh.map((_, offset) => (next + BigInt(offset)).toString()),
         leafHashes,
