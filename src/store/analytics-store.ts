@@ -215,6 +215,12 @@ SELECT (SELECT count(*)::int FROM inserted) AS folded, bool_and(bounds.hi >= bou
 const FOLD_LOCK_KEY = 0x666f6c64; // "fold"
 /** Positions folded per statement: bounds one transaction's work after a long pause. */
 const FOLD_WINDOW = 20_000;
+/**
+ * Background folds start at most this often: at a high commit rate a fold per
+ * commit would add a transaction per batch; spaced, each folds several batches
+ * at once. Readers fold what is left first, so answers never lag.
+ */
+const FOLD_SPACING_MS = 200;
 
 /**
  * Keeps the analytics rollups up to date with the stored events. The insert
@@ -255,8 +261,9 @@ export function createRollupFolder(db: Database) {
     },
 
     /**
-     * Starts a fold in the background, or one more after the running one: the
-     * worker calls this after each commit and never waits for it. Failures go to
+     * Starts a fold in the background, or one more after the running one (at
+     * most every {@link FOLD_SPACING_MS}): the worker calls this after each
+     * commit and never waits for it. Failures go to
      * `onError`; the next request, or the next reader, folds what was left.
      */
     request(onError: (error: unknown) => void): void {
@@ -267,7 +274,10 @@ export function createRollupFolder(db: Database) {
       running = (async () => {
         do {
           requestedAgain = false;
+          const startedAt = Date.now();
           await fold().catch(onError);
+          const wait = FOLD_SPACING_MS - (Date.now() - startedAt);
+          if (requestedAgain && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         } while (requestedAgain);
         running = undefined;
       })();
