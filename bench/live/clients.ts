@@ -49,6 +49,18 @@ function record(data: Buffer | WebSocket.RawData, sampled: boolean): void {
   receipts.set(id, times);
 }
 
+/** The graphql-ws messages a subscriber sends: connection_init, then one subscription (to its session, if any). */
+function handshakeOf(
+  command: ConnectCommand,
+  session: string | undefined,
+): { init: string; subscribe: string } {
+  const variables = session === undefined ? {} : { filter: { sessionId: session } };
+  return {
+    init: JSON.stringify({ type: 'connection_init', payload: { 'x-api-key': command.apiKey } }),
+    subscribe: JSON.stringify({ id: '1', type: 'subscribe', payload: { query: command.query, variables } }),
+  };
+}
+
 async function connectRawOne(command: ConnectCommand, index: number): Promise<RawSocket> {
   const session = command.sessionPrefix === undefined ? undefined : `${command.sessionPrefix}${index}`;
   const sampled = index % command.sampleEvery === 0;
@@ -64,11 +76,10 @@ async function connectRawOne(command: ConnectCommand, index: number): Promise<Ra
     handshaking = false;
     acknowledged(payload.toString());
   });
-  socket.send(JSON.stringify({ type: 'connection_init', payload: { 'x-api-key': command.apiKey } }));
+  socket.send(handshakeOf(command, session).init);
   const answer = await ack;
   if (!answer.includes('connection_ack')) throw new Error(`no ack: ${answer}`);
-  const variables = session === undefined ? {} : { filter: { sessionId: session } };
-  socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: command.query, variables } }));
+  socket.send(handshakeOf(command, session).subscribe);
   return socket;
 }
 
@@ -100,15 +111,12 @@ async function connectAll(command: ConnectCommand): Promise<void> {
           socket.on('message', (data) => record(data, sampled));
           return resolve();
         }
-        socket.send(JSON.stringify({ type: 'connection_init', payload: { 'x-api-key': command.apiKey } }));
+        socket.send(handshakeOf(command, session).init);
         socket.once('message', (ack) => {
           if (!ack.toString().includes('connection_ack'))
             return reject(new Error(`no ack: ${ack.toString()}`));
           socket.on('message', (data) => record(data, sampled));
-          const variables = session === undefined ? {} : { filter: { sessionId: session } };
-          socket.send(
-            JSON.stringify({ id: '1', type: 'subscribe', payload: { query: command.query, variables } }),
-          );
+          socket.send(handshakeOf(command, session).subscribe);
           resolve();
         });
       });
