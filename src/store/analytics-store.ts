@@ -196,11 +196,12 @@ SELECT count(*)::int AS inserted FROM inserted`;
  * be: nothing can appear later below it. Answers `[{ folded, caught_up }]`.
  */
 export function foldRollupsSql(): string {
-  return `WITH bounds AS (
+  return `WITH stored AS (SELECT max(seq) AS newest FROM audit_events),
+bounds AS (
   SELECT f.through_seq AS lo,
-    LEAST(COALESCE((SELECT max(seq) FROM audit_events), f.through_seq), f.through_seq + $1::bigint) AS hi,
-    COALESCE((SELECT max(seq) FROM audit_events), f.through_seq) AS newest
-  FROM analytics_folded f WHERE f.id = 1
+    LEAST(COALESCE(stored.newest, f.through_seq), f.through_seq + $1::bigint) AS hi,
+    COALESCE(stored.newest, f.through_seq) AS newest
+  FROM analytics_folded f, stored WHERE f.id = 1
 ),
 inserted AS (
   SELECT ${ROLLUP_INPUT_COLUMNS} FROM audit_events, bounds WHERE seq > bounds.lo AND seq <= bounds.hi
