@@ -104,6 +104,7 @@ export function createHttpApp(options: HttpAppOptions) {
     request: IncomingMessage,
     response: ServerResponse,
     matched: { route: string },
+    requestId: string,
   ): Promise<void> {
     const target = request.url ?? '/';
     const queryAt = target.indexOf('?');
@@ -128,14 +129,11 @@ export function createHttpApp(options: HttpAppOptions) {
       throw new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${url.pathname}.`);
     }
     let principal: Principal | undefined;
+    let limitHeaders: Record<string, string> | undefined;
     if (route.scope !== null) {
       principal = await options.authenticator.authenticate(presentedKey(request.headers));
       requireScopeOf(principal, route.scope, () => options.metrics?.authFailures.inc({ reason: 'scope' }));
-      if (options.limitRequest) {
-        for (const [name, value] of Object.entries(await options.limitRequest(principal))) {
-          response.setHeader(name, value);
-        }
-      }
+      if (options.limitRequest) limitHeaders = await options.limitRequest(principal);
     }
     const result = await route.handle({
       request,
@@ -144,8 +142,9 @@ export function createHttpApp(options: HttpAppOptions) {
       params,
       readJson: () => readJsonBody(request, options.maxBodyBytes),
     });
-    if (result.raw) sendText(response, result.status, String(result.body), result.headers);
-    else send(response, result.status, result.body, result.headers);
+    const headers = { 'x-request-id': requestId, ...limitHeaders, ...result.headers };
+    if (result.raw) sendText(response, result.status, String(result.body), headers);
+    else send(response, result.status, result.body, headers);
   }
 
   const logRequests = options.logger.isLevelEnabled('info');
@@ -198,22 +197,27 @@ export function createHttpApp(options: HttpAppOptions) {
   const handler = (request: IncomingMessage, response: ServerResponse): void => {
     const startedAt = performance.now();
     const requestId = requestIdOf(request);
-    response.setHeader('x-request-id', requestId);
     // Labelled by the route table's path, never the raw URL, so label values stay bounded.
     const matched = { route: 'unmatched' };
-    response.once('finish', () => observe(request, response, matched.route, startedAt, requestId));
-    dispatch(request, response, matched).catch((error: unknown) => {
-      const { status, body, headers } = toErrorResponse(error);
-      if (status >= 500 && !(error instanceof AppError)) {
-        options.logger.error(
-          { err: error, requestId, method: request.method, path: request.url?.split('?')[0] },
-          'request failed',
-        );
-      }
-      // A body we refused unread would otherwise be parsed as the next request.
-      if (status === 413 || status === 415) headers['connection'] = 'close';
-      send(response, status, body, headers);
-    });
+    // Observed once the answer is handed to the socket, rather than on 'finish': a listener per
+    // request is measurable on the ingest path, and the flush after it is the kernel's time.
+    dispatch(request, response, matched, requestId).then(
+      () => observe(request, response, matched.route, startedAt, requestId),
+      (error: unknown) => {
+        const { status, body, headers } = toErrorResponse(error);
+        if (status >= 500 && !(error instanceof AppError)) {
+          options.logger.error(
+            { err: error, requestId, method: request.method, path: request.url?.split('?')[0] },
+            'request failed',
+          );
+        }
+        headers['x-request-id'] = requestId;
+        // A body we refused unread would otherwise be parsed as the next request.
+        if (status === 413 || status === 415) headers['connection'] = 'close';
+        send(response, status, body, headers);
+        observe(request, response, matched.route, startedAt, requestId);
+      },
+    );
   };
 
   const servers: http.Server[] = [];

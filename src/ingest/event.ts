@@ -143,6 +143,51 @@ export const queuedEventSchema = z.object({
 
 export type QueuedEvent = z.infer<typeof queuedEventSchema>;
 
+// zod's own patterns, so the fast path below accepts exactly what the schema's checks accept.
+const UUID_PATTERN = z.regexes.uuid();
+const DATETIME_PATTERN = z.regexes.datetime({ offset: true });
+
+/**
+ * The common case of {@link queuedEventSchema} (what this service's API
+ * enqueues) without zod's copy of every field: the worker reads each queued
+ * event once, and zod's parse was a tenth of its CPU. Returns what the schema
+ * would return, or `undefined` for anything it does not vouch for, which the
+ * caller then parses with the schema (the only source of error messages).
+ */
+export function readQueuedEventFast(json: unknown): QueuedEvent | undefined {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+  const fields = json as Record<string, unknown>;
+  const { v, id, eventType, sessionId, payload, clientTime, receivedAt, apiKeyId } = fields;
+  if (v !== 1) return undefined;
+  if (typeof id !== 'string' || !UUID_PATTERN.test(id)) return undefined;
+  if (typeof eventType !== 'string' || eventType.length === 0 || eventType.length > 64) return undefined;
+  if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > MAX_SESSION_ID_LENGTH)
+    return undefined;
+  if (
+    typeof payload !== 'object' ||
+    payload === null ||
+    Object.getPrototypeOf(payload) !== Object.prototype ||
+    // zod's copy of a record drops this key; leave such payloads to it.
+    Object.hasOwn(payload, '__proto__')
+  ) {
+    return undefined;
+  }
+  if (clientTime !== null && (typeof clientTime !== 'string' || !DATETIME_PATTERN.test(clientTime)))
+    return undefined;
+  if (typeof receivedAt !== 'string' || !DATETIME_PATTERN.test(receivedAt)) return undefined;
+  if (apiKeyId !== null && (typeof apiKeyId !== 'string' || apiKeyId.length > 64)) return undefined;
+  return {
+    v,
+    id,
+    eventType,
+    sessionId,
+    payload: payload as Record<string, unknown>,
+    clientTime,
+    receivedAt,
+    apiKeyId,
+  };
+}
+
 /** Flattens zod issues into field problems whose paths a caller can act on. */
 export function toFieldProblems(error: z.ZodError): FieldProblem[] {
   return error.issues.map((issue) => {

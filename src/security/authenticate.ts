@@ -74,6 +74,14 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
   const cacheTtlMs = options.cacheTtlMs ?? 5000;
   const cache = new Map<string, { credentials: ApiKeyCredentials | null; until: number }>();
   const lastUsed = new Map<string, Date>();
+  // Secrets accepted lately, so a busy caller's requests skip the digests: a static key for good,
+  // a stored one as long as its credentials are cached (a revocation still lands within the TTL).
+  // A lookup tells only whether this exact secret was accepted, which the answer tells anyway.
+  const accepted = new Map<string, { principal: Principal; until: number; storedKeyId?: string }>();
+  const remember = (presented: string, principal: Principal, until: number, storedKeyId?: string) => {
+    if (accepted.size >= 1000) accepted.clear(); // bounded; refilled by the next requests
+    accepted.set(presented, { principal, until, storedKeyId });
+  };
 
   const fail = (reason: AuthFailure, message: string): never => {
     options.onFailure?.(reason);
@@ -100,12 +108,24 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
       if (presented === undefined || presented === '') {
         return fail('missing', 'Missing API key: send it in the X-API-Key header.');
       }
+      const known = accepted.get(presented);
+      if (known !== undefined && known.until > Date.now()) {
+        if (known.storedKeyId !== undefined) lastUsed.set(known.storedKeyId, new Date());
+        return known.principal;
+      }
       const digest = digestSecret(presented);
       let match: KnownKey | undefined;
       // Every static key is compared, so timing does not tell which one matched.
       for (const key of staticKeys) if (timingSafeEqual(key.sha256, digest)) match = key;
-      if (match)
-        return { keyId: match.id, scopes: match.scopes, rateLimitPerMinute: match.rateLimitPerMinute };
+      if (match) {
+        const principal = {
+          keyId: match.id,
+          scopes: match.scopes,
+          rateLimitPerMinute: match.rateLimitPerMinute,
+        };
+        remember(presented, principal, Number.POSITIVE_INFINITY);
+        return principal;
+      }
 
       const prefix = SECRET_FORMAT.exec(presented)?.[1];
       const credentials = prefix === undefined ? null : await credentialsFor(prefix);
@@ -117,16 +137,22 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
       }
       if (credentials.revokedAt !== null) return fail('revoked', 'This API key was revoked.');
       lastUsed.set(credentials.id, new Date());
-      return {
+      const principal = {
         keyId: credentials.id,
         scopes: credentials.scopes.filter(isScope),
         rateLimitPerMinute: credentials.rateLimitPerMinute ?? undefined,
       };
+      const cachedUntil = cache.get(prefix!)?.until;
+      if (cachedUntil !== undefined) remember(presented, principal, cachedUntil, credentials.id);
+      return principal;
     },
 
     /** Forgets a cached key at once (this process revoked it). */
     forget(prefix: string): void {
       cache.delete(prefix);
+      for (const secret of accepted.keys()) {
+        if (SECRET_FORMAT.exec(secret)?.[1] === prefix) accepted.delete(secret);
+      }
     },
 
     /** Writes the last-use times gathered since the previous flush. */

@@ -26,9 +26,25 @@ export interface Database {
   /** Runs `work` on one connection that stays checked out until it returns. */
   withSession<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
   /** Runs `work` in a transaction; commits when it resolves, rolls back when it throws. */
-  transaction<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
+  transaction<T>(work: (session: SqlSession) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
 }
+
+export interface TransactionOptions {
+  /**
+   * A transaction-level advisory lock to hold before `work` starts. Taken in
+   * the same round trip as BEGIN: on the worker's insert path every round
+   * trip is time no other worker can insert in.
+   */
+  advisoryLock?: number;
+}
+
+const beginStatement = (options: TransactionOptions | undefined): string => {
+  const lock = options?.advisoryLock;
+  if (lock === undefined) return 'BEGIN';
+  if (!Number.isSafeInteger(lock)) throw new TypeError(`advisory lock key must be an integer, not ${lock}`);
+  return `BEGIN; SELECT pg_advisory_xact_lock(${lock})`;
+};
 
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   return config.kind === 'postgres' ? openPostgres(config.url, config.poolSize) : openPGlite(config.dataDir);
@@ -77,9 +93,9 @@ function openPostgres(url: string, poolSize: number): Database {
     query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
       (await pool.query<Row>(text, params as unknown[] | undefined)).rows,
     withSession,
-    transaction: (work) =>
+    transaction: (work, options) =>
       withSession(async (session) => {
-        await session.exec('BEGIN');
+        await session.exec(beginStatement(options));
         try {
           const result = await work(session);
           await session.exec('COMMIT');
@@ -115,16 +131,19 @@ async function openPGlite(dataDir: string): Promise<Database> {
     query: session.query,
     // PGlite is one connection: a session is the instance itself.
     withSession: (work) => work(session),
-    transaction: (work) =>
-      pglite.transaction((tx) =>
-        work({
+    transaction: (work, options) =>
+      pglite.transaction(async (tx) => {
+        // One connection in this process: nothing to save by sharing BEGIN's round trip.
+        if (options?.advisoryLock !== undefined)
+          await tx.query('SELECT pg_advisory_xact_lock($1)', [options.advisoryLock]);
+        return work({
           query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
             (await tx.query<Row>(text, params as unknown[] | undefined)).rows,
           exec: async (script) => {
             await tx.exec(script);
           },
-        }),
-      ),
+        });
+      }),
     async close() {
       await prisma.$disconnect();
       await pglite.close();

@@ -1,5 +1,6 @@
 import type { Database, SqlSession } from './database.js';
 import type { Prisma } from './generated/prisma/client.js';
+import { canonicalize } from '../integrity/canonical.js';
 import { leafTime, prepareLeafHash } from '../integrity/leaf.js';
 import { backfillLeaves } from './integrity-store.js';
 import { createRollupFolder } from './analytics-store.js';
@@ -20,11 +21,60 @@ interface BatchCandidate {
  * current one is being written.
  */
 export class PreparedBatch {
-  constructor(readonly candidates: readonly BatchCandidate[]) {}
+  constructor(
+    readonly candidates: readonly BatchCandidate[],
+    /** The insert's parameters for every candidate, when already encoded. */
+    readonly columns?: EncodedColumns,
+  ) {}
 
+  /** The parts as one batch, its parameters encoded: the last step a worker does ahead of time. */
   static join(parts: readonly PreparedBatch[]): PreparedBatch {
-    return new PreparedBatch(parts.flatMap((part) => part.candidates));
+    const candidates = parts.flatMap((part) => part.candidates);
+    return new PreparedBatch(candidates, encodeColumns(candidates));
   }
+}
+
+/**
+ * The insert's per-event parameters as the text the driver would send: array
+ * literals, and the payloads as one JSON array. Encoded ahead, they cost
+ * nothing between the insert's round trips, when the database waits on us.
+ * Valid for the whole batch, so used only when every candidate is new.
+ */
+interface EncodedColumns {
+  ids: string;
+  eventTypes: string;
+  sessionIds: string;
+  payloads: string;
+  clientTimes: string;
+  receivedAts: string;
+  apiKeyIds: string;
+  /** No id repeats within the batch. */
+  distinct: boolean;
+}
+
+function encodeColumns(candidates: readonly BatchCandidate[]): EncodedColumns {
+  const ids = candidates.map((candidate) => candidate.id);
+  return {
+    ids: textArray(ids),
+    eventTypes: textArray(candidates.map((candidate) => candidate.event.eventType)),
+    sessionIds: textArray(candidates.map((candidate) => candidate.event.sessionId)),
+    payloads: `[${candidates.map((candidate) => candidate.payloadJson).join(',')}]`,
+    clientTimes: textArray(candidates.map((candidate) => candidate.clientTime)),
+    receivedAts: textArray(candidates.map((candidate) => candidate.receivedAt)),
+    apiKeyIds: textArray(candidates.map((candidate) => candidate.event.apiKeyId)),
+    distinct: new Set(ids).size === ids.length,
+  };
+}
+
+/** A PostgreSQL array literal, each element quoted and escaped as node-postgres does. */
+function textArray(values: ReadonlyArray<string | null>): string {
+  let literal = '{';
+  for (let index = 0; index < values.length; index += 1) {
+    const value = values[index];
+    if (index > 0) literal += ',';
+    literal += value === null || value === undefined ? 'NULL' : `"${value.replace(/[\\"]/g, '\\$&')}"`;
+  }
+  return `${literal}}`;
 }
 
 /**
@@ -39,21 +89,27 @@ export function prepareBatch(events: readonly NewEvent[]): PreparedBatch {
       // Normalized to what timestamptz(3) keeps, so the hash covers exactly what is stored.
       const clientTime = event.clientTime === null ? null : leafTime(event.clientTime);
       const receivedAt = leafTime(event.receivedAt);
+      // The leaf hashes the payload's canonical JSON anyway; that text is also what the insert
+      // sends (jsonb keeps no key order) and what the live feed announces.
+      const payloadJson = canonicalize(event.payload);
       return {
         event,
         id,
         clientTime,
         receivedAt,
-        payloadJson: JSON.stringify(event.payload),
-        leafHash: prepareLeafHash({
-          id,
-          eventType: event.eventType,
-          sessionId: event.sessionId,
-          payload: event.payload,
-          clientTime,
-          receivedAt,
-          apiKeyId: event.apiKeyId,
-        }),
+        payloadJson,
+        leafHash: prepareLeafHash(
+          {
+            id,
+            eventType: event.eventType,
+            sessionId: event.sessionId,
+            payload: event.payload,
+            clientTime,
+            receivedAt,
+            apiKeyId: event.apiKeyId,
+          },
+          payloadJson,
+        ),
       };
     }),
   );
@@ -77,6 +133,11 @@ export interface StoredEvent {
   eventType: string;
   sessionId: string;
   payload: Record<string, unknown>;
+  /**
+   * The payload as JSON text, when the store had it at hand (events it just
+   * wrote): the live feed's announcement reuses it instead of serializing again.
+   */
+  payloadJson?: string;
   clientTime: Date | null;
   receivedAt: Date;
   persistedAt: Date;
@@ -115,16 +176,18 @@ const SEQ_ORDER_LOCK_KEY = 0x61756469; // "audi"
 // Every value explicit: seq, the leaf and persisted_at are fixed before the statement, because
 // the leaf hash covers them. The leaves go in by the same statement as the events, so one round
 // trip writes both.
+// A batch's positions and leaf indexes are consecutive, so they travel as their first values and
+// each row adds its ordinal: two fewer arrays for the driver to escape and the server to parse.
 const INSERT_LEAVES_CTE = `leaves AS (
   INSERT INTO audit_log_leaves (leaf_index, seq, event_id, leaf_hash)
-  SELECT l.leaf_index, l.seq, l.event_id, decode(l.leaf_hash, 'hex')
-  FROM unnest($9::bigint[], $2::bigint[], $1::uuid[], $10::text[]) AS l(leaf_index, seq, event_id, leaf_hash)
+  SELECT $9::bigint + l.n - 1, $2::bigint + l.n - 1, l.event_id, decode(l.leaf_hash, 'hex')
+  FROM unnest($1::uuid[], $10::text[]) WITH ORDINALITY AS l(event_id, leaf_hash, n)
 )`;
 const INSERT_BATCH = `
 INSERT INTO audit_events (id, seq, event_type, session_id, payload, client_time, received_at, persisted_at, api_key_id)
-SELECT u.id, u.seq, u.event_type, u.session_id, p.payload, u.client_time, u.received_at, $8::timestamptz, u.api_key_id
-FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $6::timestamptz[], $7::timestamptz[], $11::text[])
-  WITH ORDINALITY AS u(id, seq, event_type, session_id, client_time, received_at, api_key_id, n)
+SELECT u.id, $2::bigint + u.n - 1, u.event_type, u.session_id, p.payload, u.client_time, u.received_at, $8::timestamptz, u.api_key_id
+FROM unnest($1::uuid[], $3::text[], $4::text[], $6::timestamptz[], $7::timestamptz[], $11::text[])
+  WITH ORDINALITY AS u(id, event_type, session_id, client_time, received_at, api_key_id, n)
 -- The payloads come as one JSON array: as a jsonb[] literal, every quote in them would be escaped
 -- by the driver and unescaped by the server.
 JOIN jsonb_array_elements($5::jsonb) WITH ORDINALITY AS p(payload, n) ON p.n = u.n`;
@@ -216,10 +279,11 @@ export function createEventStore(db: Database) {
 
   async function writeBatch(
     tx: SqlSession,
-    candidates: readonly BatchCandidate[],
+    batch: PreparedBatch,
     checkExisting: boolean,
   ): Promise<{ inserted: number; stored: StoredEvent[] }> {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [SEQ_ORDER_LOCK_KEY]);
+    const { candidates } = batch;
+    const encoded = batch.columns ?? encodeColumns(candidates);
     const prepare = async () => {
       const [row] = await tx.query<{
         existing: string[];
@@ -227,68 +291,74 @@ export function createEventStore(db: Database) {
         max_seq: string | null;
         last_seq: string;
         now: Date;
-      }>(PREPARE_BATCH, [candidates.map((candidate) => candidate.id), candidates.length, checkExisting]);
+      }>(PREPARE_BATCH, [checkExisting ? encoded.ids : '{}', candidates.length, checkExisting]);
       if (!row) throw new Error('insertBatch: the prepare query returned no row');
       return row;
     };
     let state = await prepare();
     if (state.next_leaf === '0' && state.max_seq !== null) {
-      // Events stored before the hash log existed: they get their leaves first, once.
+      // Events stored before the hash log existed: give them leaves first, in seq order.
       await backfillLeaves(tx);
       state = await prepare();
     }
     const next = BigInt(state.next_leaf);
     const firstSeq = BigInt(state.last_seq) - BigInt(candidates.length) + 1n;
 
-    const seen = new Set(state.existing.map((id) => id.toLowerCase()));
-    const persistedAt = leafTime(state.now);
-    const fresh: StoredEvent[] = [];
-    const payloads: string[] = [];
-    // ISO strings rather than the Dates: the driver formats a Date element by element.
-    const clientTimes: Array<string | null> = [];
-    const receivedAts: string[] = [];
-    const leafHashes: string[] = [];
-    for (const candidate of candidates) {
-      if (seen.has(candidate.id)) continue;
-      seen.add(candidate.id);
-      const { event } = candidate;
-      const seq = (firstSeq + BigInt(fresh.length)).toString();
-      fresh.push({
-        id: candidate.id,
-        seq,
-        eventType: event.eventType,
-        sessionId: event.sessionId,
-        payload: event.payload,
-        clientTime: candidate.clientTime === null ? null : new Date(candidate.clientTime),
-        receivedAt: new Date(candidate.receivedAt),
-        persistedAt: state.now,
-        apiKeyId: event.apiKeyId,
+    // What runs from here to the insert's send is time the database (and every worker waiting for
+    // the lock) waits on this process: the leaf hashes' last step, and nothing that could be done before.
+    let fresh: readonly BatchCandidate[] = candidates;
+    let columns = encoded;
+    if (state.existing.length > 0 || !encoded.distinct) {
+      const seen = new Set(state.existing.map((id) => id.toLowerCase()));
+      // Skips ids stored already, and repeats of an id within the batch.
+      fresh = candidates.filter((candidate) => {
+        if (seen.has(candidate.id)) return false;
+        seen.add(candidate.id);
+        return true;
       });
-      payloads.push(candidate.payloadJson);
-      clientTimes.push(candidate.clientTime);
-      receivedAts.push(candidate.receivedAt);
-      leafHashes.push(candidate.leafHash(seq, persistedAt).toString('hex'));
+      if (fresh.length === 0) return { inserted: 0, stored: [] };
+      columns = encodeColumns(fresh);
     }
-    if (fresh.length === 0) return { inserted: 0, stored: [] };
+    const persistedAt = leafTime(state.now);
+    const seqs = fresh.map((_, offset) => (firstSeq + BigInt(offset)).toString());
+    let leafHashes = '{';
+    for (let index = 0; index < fresh.length; index += 1)
+      leafHashes += (index === 0 ? '' : ',') + fresh[index]!.leafHash(seqs[index]!, persistedAt);
+    leafHashes += '}';
 
+    const inserting = tx.query<{ inserted: number }>(insertStatement(), [
+      columns.ids,
+      firstSeq.toString(),
+      columns.eventTypes,
+      columns.sessionIds,
+      columns.payloads,
+      columns.clientTimes,
+      columns.receivedAts,
+      state.now,
+      next.toString(),
+      leafHashes,
+      columns.apiKeyIds,
+    ]);
+    // Built while the statement runs.
+    const stored = fresh.map((candidate, index): StoredEvent => ({
+      id: candidate.id,
+      seq: seqs[index]!,
+      eventType: candidate.event.eventType,
+      sessionId: candidate.event.sessionId,
+      payload: candidate.event.payload,
+      payloadJson: candidate.payloadJson,
+      clientTime: candidate.clientTime === null ? null : new Date(candidate.clientTime),
+      receivedAt: new Date(candidate.receivedAt),
+      persistedAt: state.now,
+      apiKeyId: candidate.event.apiKeyId,
+    }));
     try {
-      const rows = await tx.query<{ inserted: number }>(insertStatement(), [
-        fresh.map((event) => event.id),
-        fresh.map((event) => event.seq),
-        fresh.map((event) => event.eventType),
-        fresh.map((event) => event.sessionId),
-        `[${payloads.join(',')}]`,
-        clientTimes,
-        receivedAts,
-        state.now,
-        fresh.map((_, offset) => (next + BigInt(offset)).toString()),
-        leafHashes,
-        fresh.map((event) => event.apiKeyId),
-      ]);
-      return { inserted: rows[0]?.inserted ?? 0, stored: fresh };
+      const rows = await inserting;
+      return { inserted: rows[0]?.inserted ?? 0, stored };
     } catch (error) {
-      // Checked, an id stored without a leaf (written around this store) still fails here, on the
-      // primary key, rather than getting a leaf that does not match what is stored.
+      // Only an unchecked batch can hit a stored id; the caller writes it again, checked. Checked,
+      // an id stored without a leaf (written around this store) still fails here, on the primary
+      // key, rather than getting a leaf that does not match what is stored.
       if (!checkExisting && (error as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) {
         throw new DuplicateInBatch('a stored event id in the batch');
       }
@@ -313,15 +383,19 @@ export function createEventStore(db: Database) {
     async insertBatch(
       batch: readonly NewEvent[] | PreparedBatch,
     ): Promise<{ inserted: number; stored: StoredEvent[] }> {
-      const { candidates } = batch instanceof PreparedBatch ? batch : prepareBatch(batch);
-      if (candidates.length === 0) return { inserted: 0, stored: [] };
+      const prepared = batch instanceof PreparedBatch ? batch : prepareBatch(batch);
+      if (prepared.candidates.length === 0) return { inserted: 0, stored: [] };
       // Unchecked first; a duplicate id (a redelivery) fails the insert on a unique index, and
       // the batch is written again with each id looked up first.
       try {
-        return await db.transaction((tx) => writeBatch(tx, candidates, false));
+        return await db.transaction((tx) => writeBatch(tx, prepared, false), {
+          advisoryLock: SEQ_ORDER_LOCK_KEY,
+        });
       } catch (error) {
         if (!(error instanceof DuplicateInBatch)) throw error;
-        return db.transaction((tx) => writeBatch(tx, candidates, true));
+        return db.transaction((tx) => writeBatch(tx, prepared, true), {
+          advisoryLock: SEQ_ORDER_LOCK_KEY,
+        });
       }
     },
 

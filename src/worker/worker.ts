@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { queuedEventSchema, type QueuedEvent } from '../ingest/event.js';
+import { queuedEventSchema, readQueuedEventFast, type QueuedEvent } from '../ingest/event.js';
 import type { Logger } from '../observability/logger.js';
 import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
 import {
@@ -67,6 +67,8 @@ export function createWorker(options: WorkerOptions) {
   let stopping = false;
   let abandonAt = Number.POSITIVE_INFINITY;
   let running: Promise<void> | undefined;
+  /** Acknowledgements of committed batches, chained in commit order. */
+  let acknowledging: Promise<void> = Promise.resolve();
 
   /** Retries `operation` while it fails transiently; gives up only when a draining stop's deadline passes. */
   async function withRetry<T>(
@@ -119,12 +121,21 @@ export function createWorker(options: WorkerOptions) {
       return;
     }
     const ids = items.map((item) => item.entry.id);
-    await withRetry(
-      'acknowledge',
-      () => queue.ack(ids),
-      () => true,
-    );
-    options.onPersisted?.(items.length, seconds);
+    // Acknowledged in the background, in order: the next batch's insert need not wait for Redis.
+    // Until an ack lands its entries stay pending, so a crash meanwhile means redelivery, which
+    // the store skips.
+    acknowledging = acknowledging.then(async () => {
+      try {
+        await withRetry(
+          'acknowledge',
+          () => queue.ack(ids),
+          () => true,
+        );
+        options.onPersisted?.(items.length, seconds);
+      } catch (error) {
+        logger.error({ err: error, count: ids.length }, 'stored batch left unacknowledged for redelivery');
+      }
+    });
   }
 
   async function deadLetter(
@@ -223,11 +234,18 @@ export function createWorker(options: WorkerOptions) {
       writing = undefined;
       return continues;
     };
+    /** The batch in hand written and every written batch acknowledged. */
+    const settleAll = async () => {
+      const continues = await finishWriting();
+      await acknowledging;
+      return continues;
+    };
     for (;;) {
       const draining = stopping && options.drainQueueOnStop === true;
       if (stopping && !draining) break;
-      // Own pending entries include those being written; reading them again would write them twice.
-      if (resumeOwn.value && !(await finishWriting())) return;
+      // Own pending entries include those being written or acknowledged; reading them again would
+      // write them twice.
+      if (resumeOwn.value && !(await settleAll())) return;
       let entries: QueueEntry[];
       try {
         entries = draining
@@ -255,7 +273,8 @@ export function createWorker(options: WorkerOptions) {
     start(): void {
       if (running) return;
       logger.info({ consumer: consumerName, batchSize }, 'worker started');
-      running = loop();
+      // Stopped once every committed batch's acknowledgement has landed or been given up on.
+      running = loop().then(() => acknowledging);
     },
     /**
      * Stops reading, finishes the batch in hand, and resolves. A batch still
@@ -286,6 +305,8 @@ function parseEntry(entry: QueueEntry): { ok: true; value: QueuedEvent } | { ok:
   } catch (error) {
     return { ok: false, reason: `not JSON: ${describe(error)}` };
   }
+  const fast = readQueuedEventFast(json);
+  if (fast !== undefined) return { ok: true, value: fast };
   const result = queuedEventSchema.safeParse(json);
   if (!result.success) {
     const fields = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');

@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { payloadFieldsValid, payloadSchemas } from '../../src/ingest/catalog.js';
-import { EVENT_TYPES, logRequestSchema, readLogRequestFast } from '../../src/ingest/event.js';
+import {
+  EVENT_TYPES,
+  logRequestSchema,
+  queuedEventSchema,
+  readLogRequestFast,
+  readQueuedEventFast,
+} from '../../src/ingest/event.js';
 
 // Values near the rules' edges, so both sides of every check are drawn often.
 const sessionIds = fc.oneof(
@@ -99,5 +105,69 @@ describe('the fast path of the POST /log body', () => {
       event_id: '019ac0de-0000-7000-8000-000000000000',
       timestamp: '2026-11-26T15:00:00Z',
     });
+  });
+});
+
+// Each field valid most of the time, so whole entries are often valid and both sides are drawn;
+// `undefined` drops the key.
+const mostly = <T, U>(valid: fc.Arbitrary<T>, invalid: fc.Arbitrary<U>) =>
+  fc.oneof({ arbitrary: valid, weight: 5 }, { arbitrary: invalid, weight: 1 });
+const times = mostly(
+  fc.constantFrom('2026-11-26T15:00:00.000Z', '2026-11-26T15:00:00Z', '2026-11-26T15:00:00+01:00'),
+  fc.constantFrom('2026-02-30T15:00:00.000Z', '2026-11-26 15:00:00Z', '', 0, undefined),
+);
+const queued = fc.oneof(
+  fc.record({
+    v: mostly(fc.constant(1), fc.constantFrom(2, '1', undefined)),
+    id: mostly(fc.uuid(), fc.constantFrom('019AC0DE-0000-7000-8000-000000000000', 'not-a-uuid', 7)),
+    eventType: mostly(
+      fc.constantFrom(...EVENT_TYPES),
+      fc.constantFrom('', 'x'.repeat(64), 'x'.repeat(65), 1),
+    ),
+    sessionId: mostly(fc.string({ minLength: 1, maxLength: 4 }), sessionIds),
+    payload: mostly(fc.dictionary(fc.string({ maxLength: 3 }), fieldValues, { maxKeys: 3 }), payloads),
+    clientTime: fc.oneof(fc.constant(null), times),
+    receivedAt: times,
+    apiKeyId: mostly(
+      fc.constantFrom(null, 'key_1', 'x'.repeat(64)),
+      fc.constantFrom('x'.repeat(65), 3, undefined),
+    ),
+    extra: fc.constantFrom(1, undefined),
+  }),
+  fc.constantFrom(null, [], 'text', 42),
+);
+
+describe('the fast path of a queued event (worker)', () => {
+  it('vouches only for entries the schema accepts, and returns what it returns', () => {
+    let vouched = 0;
+    fc.assert(
+      fc.property(queued, (input) => {
+        const json: unknown = JSON.parse(JSON.stringify(input) ?? 'null');
+        const fast = readQueuedEventFast(json);
+        const parsed = queuedEventSchema.safeParse(json);
+        if (fast !== undefined) {
+          vouched += 1;
+          expect(parsed.success).toBe(true);
+          expect(fast).toEqual(parsed.data);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+    // The property above is empty unless valid entries are drawn (about a quarter of them).
+    expect(vouched).toBeGreaterThan(100);
+  });
+
+  it('takes what the API enqueues', () => {
+    const entry = {
+      v: 1,
+      id: '019ac0de-0000-7000-8000-000000000000',
+      eventType: 'review_started',
+      sessionId: '42',
+      payload: { code_language: 'python' },
+      clientTime: null,
+      receivedAt: '2026-11-26T15:00:00.000Z',
+      apiKeyId: 'admin',
+    };
+    expect(readQueuedEventFast(JSON.parse(JSON.stringify(entry)))).toEqual(entry);
   });
 });

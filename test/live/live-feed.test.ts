@@ -101,6 +101,34 @@ function liveFeedContract(
       expect(all).toEqual([...all].sort((a, b) => Number(BigInt(a) - BigInt(b))));
       expect(delivered).toHaveLength(19);
     });
+
+    it('announces stored events with every field as the database holds them', async () => {
+      const payload = {
+        text: 'quote " backslash \\ line\u2028 emoji 🦉',
+        nested: { n: -0.5, list: [1, null, true] },
+      };
+      const written: NewEvent[] = [
+        {
+          ...newEvents(1)[0]!,
+          sessionId: 'sess "1"',
+          payload,
+          clientTime: '2026-11-26T15:00:00.123Z',
+          apiKeyId: 'key_x',
+        },
+        ...newEvents(1),
+      ];
+      const received: StoredEvent[] = [];
+      const unsubscribe = await bus.subscribe((events) => received.push(...events));
+      try {
+        const { stored } = await store.insertBatch(written);
+        await bus.publish(stored);
+        await eventually(async () => (received.length >= 2 ? true : undefined), 10_000, 'announcement');
+        const fromDatabase = await Promise.all(stored.map((event) => store.findById(event.id)));
+        expect(received.map(({ payloadJson: _text, ...event }) => event)).toEqual(fromDatabase);
+      } finally {
+        unsubscribe();
+      }
+    });
   });
 }
 

@@ -75,6 +75,21 @@ export function eventStoreContract(
       expect(stored[0]).toMatchObject({ clientTime: null, apiKeyId: null });
     });
 
+    it('stores text exactly, whatever array-literal syntax it holds', async () => {
+      const awkward = ['NULL', 'a,b', '{x}', 'quote " and \\ backslash', ' padded ', '\\"', 'ü 🦉'];
+      const batch = awkward.map((text) =>
+        newEvent({ sessionId: `${text}-${uuidv7()}`, apiKeyId: text, payload: { text } }),
+      );
+      expect((await store.insertBatch(batch)).inserted).toBe(awkward.length);
+      for (const event of batch) {
+        expect(await store.findById(event.id)).toMatchObject({
+          sessionId: event.sessionId,
+          apiKeyId: event.apiKeyId,
+          payload: event.payload,
+        });
+      }
+    });
+
     it('is idempotent on the event id: a redelivered batch stores nothing twice', async () => {
       const session = `s-${uuidv7()}`;
       const first = [newEvent({ sessionId: session }), newEvent({ sessionId: session })];
@@ -99,9 +114,11 @@ export function eventStoreContract(
       expect(result.stored.map((event) => event.id)).toEqual(fresh.map((event) => event.id));
       expect(BigInt(result.stored[1]!.seq)).toBeGreaterThan(BigInt(result.stored[0]!.seq));
       const listed = await store.listEvents({ sessionId: session, limit: 10 });
-      expect(result.stored).toEqual(
+      expect(result.stored.map(({ payloadJson: _text, ...event }) => event)).toEqual(
         listed.filter((event) => event.id !== known.id).sort((a, b) => Number(BigInt(a.seq) - BigInt(b.seq))),
       );
+      // The payload's text rides along for the live feed's announcement.
+      for (const event of result.stored) expect(JSON.parse(event.payloadJson ?? '')).toEqual(event.payload);
       expect(result.stored[0]!.clientTime?.toISOString()).toBe('2026-01-02T01:04:05.678Z');
       expect(await store.insertBatch([known, ...fresh])).toEqual({ inserted: 0, stored: [] });
     });

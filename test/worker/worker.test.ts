@@ -202,6 +202,51 @@ for (const [name, open] of Object.entries(openers)) {
       expect(await store.countByIds(events.map((event) => event.id))).toBe(30);
     });
 
+    it('writes the next batch while the one before is still being acknowledged, and stops only once every acknowledgement landed', async () => {
+      const { queue, store } = await setup();
+      const events = Array.from({ length: 20 }, (_, n) => queued({ payload: { n } }));
+      let releaseAcks: () => void = () => undefined;
+      const acksHeld = new Promise<void>((resolve) => (releaseAcks = resolve));
+      const acked: number[] = [];
+      let inserts = 0;
+      const worker = createWorker({
+        queue: {
+          ...queue,
+          ack: async (ids) => {
+            await acksHeld;
+            await queue.ack(ids);
+            acked.push(ids.length);
+          },
+        },
+        store: {
+          insertBatch: (batch) => {
+            inserts += 1;
+            return store.insertBatch(batch);
+          },
+        },
+        logger: createLogger({ level: 'silent' }),
+        consumerName: 'acks-behind',
+        batchSize: 10,
+        claimIdleMs: 60_000,
+        blockMs: 50,
+      });
+      cleanups.push(() => worker.stop(1000));
+      await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      worker.start();
+      await eventually(async () => (inserts >= 2 ? true : undefined), 5000, 'the second batch written');
+      expect(acked).toEqual([]);
+
+      let stopped = false;
+      const stopping = worker.stop(5000).then(() => (stopped = true));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(stopped).toBe(false);
+      releaseAcks();
+      await stopping;
+      expect(acked).toEqual([10, 10]);
+      expect((await queue.stats()).depth).toBe(0);
+      expect(await store.countByIds(events.map((event) => event.id))).toBe(20);
+    });
+
     it('stores a batch whose preparation failed: the insert prepares it again, where a failure would be isolated', async () => {
       const { queue, store } = await setup();
       const events = Array.from({ length: 5 }, () => queued());
