@@ -101,12 +101,13 @@ export async function createGraphQLRoutes(
   await apollo.start();
   const contextFor = createContextFunction(services);
 
-  const handle = async ({ request, url, readJson }: RouteContext): Promise<RouteResult> => {
+  const handle = async (context: RouteContext): Promise<RouteResult> => {
+    const { request, url } = context;
     const headers = new HeaderMap();
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
     }
-    const body = request.method === 'POST' ? await readJson() : undefined;
+    const body = request.method === 'POST' ? await context.readJson() : undefined;
     const query =
       body && typeof body === 'object' && 'query' in body ? body.query : url.searchParams.get('query');
     if (typeof query === 'string' && query.length > limits.maxQueryLength) {

@@ -45,8 +45,9 @@ export function createRestRoutes(deps: {
       method: 'POST',
       path: '/log',
       scope: 'ingest',
-      async handle({ readJson, principal }) {
-        const body = await readJson();
+      async handle(context) {
+        const { principal } = context;
+        const body = await context.readJson();
         if (Array.isArray(body)) {
           if (body.length === 0 || body.length > 1000)
             throw badRequest('A batch must hold 1 to 1000 events.');

@@ -24,6 +24,7 @@ export interface RouteContext {
   principal: Principal | undefined;
   /** Values of the path's `{name}` segments, e.g. `{ id }` for `/events/{id}/proof`. */
   params: Readonly<Record<string, string>>;
+  /** A method: call it on the context (`context.readJson()`), not detached. */
   readJson(): Promise<unknown>;
 }
 
@@ -100,24 +101,16 @@ export function createHttpApp(options: HttpAppOptions) {
     return undefined;
   }
 
+  const countScopeRefusal = () => options.metrics?.authFailures.inc({ reason: 'scope' });
+
   async function dispatch(
     request: IncomingMessage,
     response: ServerResponse,
     matched: { route: string },
     requestId: string,
   ): Promise<void> {
-    const target = request.url ?? '/';
-    const queryAt = target.indexOf('?');
-    const pathname = queryAt < 0 ? target : target.slice(0, queryAt);
-    const search = queryAt < 0 ? '' : target.slice(queryAt);
-    let searchParams: URLSearchParams | undefined;
-    const url = {
-      pathname,
-      search,
-      get searchParams() {
-        return (searchParams ??= new URLSearchParams(search));
-      },
-    };
+    const url = new RequestTarget(request.url ?? '/');
+    const { pathname } = url;
     const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
     const found = lookup(path);
     if (!found) throw new AppError('NOT_FOUND', `No route for ${url.pathname}.`);
@@ -132,16 +125,12 @@ export function createHttpApp(options: HttpAppOptions) {
     let limitHeaders: Record<string, string> | undefined;
     if (route.scope !== null) {
       principal = await options.authenticator.authenticate(presentedKey(request.headers));
-      requireScopeOf(principal, route.scope, () => options.metrics?.authFailures.inc({ reason: 'scope' }));
+      requireScopeOf(principal, route.scope, countScopeRefusal);
       if (options.limitRequest) limitHeaders = await options.limitRequest(principal);
     }
-    const result = await route.handle({
-      request,
-      url,
-      principal,
-      params,
-      readJson: () => readJsonBody(request, options.maxBodyBytes),
-    });
+    const result = await route.handle(
+      new RequestContext(request, url, principal, params, options.maxBodyBytes),
+    );
     const headers = { 'x-request-id': requestId, ...limitHeaders, ...result.headers };
     if (result.raw) sendText(response, result.status, String(result.body), headers);
     else send(response, result.status, result.body, headers);
@@ -262,6 +251,39 @@ export function createHttpApp(options: HttpAppOptions) {
 }
 
 export type HttpApp = ReturnType<typeof createHttpApp>;
+
+// Classes rather than object literals with closures: a request builds no functions for them.
+
+/** The request target, split without a full URL parse; the query is parsed on first use. */
+class RequestTarget {
+  readonly pathname: string;
+  readonly search: string;
+  private parsedQuery: URLSearchParams | undefined;
+
+  constructor(target: string) {
+    const queryAt = target.indexOf('?');
+    this.pathname = queryAt < 0 ? target : target.slice(0, queryAt);
+    this.search = queryAt < 0 ? '' : target.slice(queryAt);
+  }
+
+  get searchParams(): URLSearchParams {
+    return (this.parsedQuery ??= new URLSearchParams(this.search));
+  }
+}
+
+class RequestContext implements RouteContext {
+  constructor(
+    readonly request: IncomingMessage,
+    readonly url: RequestTarget,
+    readonly principal: Principal | undefined,
+    readonly params: Readonly<Record<string, string>>,
+    private readonly maxBodyBytes: number,
+  ) {}
+
+  readJson(): Promise<unknown> {
+    return readJsonBody(this.request, this.maxBodyBytes);
+  }
+}
 
 function decodeSegment(segment: string, name: string): string {
   try {

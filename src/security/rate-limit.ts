@@ -14,8 +14,9 @@ export interface RateLimitDecision {
 /**
  * Requests per key per minute, in fixed one-minute windows. The Redis
  * implementation is shared by every API replica, so N replicas enforce one
- * limit, exactly: each request takes its own value of one atomically
- * incremented counter.
+ * limit: never more than the limit is allowed per window, whatever the number
+ * of replicas (each allowed request holds its own value of one atomically
+ * incremented counter).
  */
 export interface RateLimiter {
   /** Counts one request by `id` and says whether it is within `limit`. */
@@ -30,8 +31,9 @@ const WINDOW_MS = 60_000;
 // The window comes from Redis's clock, not each replica's, so replicas whose
 // clocks differ still count into the same window. One call counts every hit a
 // process gathered in one event-loop turn: KEYS are the counters' prefixes,
-// ARGV[1] the window, ARGV[i + 1] the hits on KEYS[i]. It answers each
-// counter's new value, then the milliseconds left in the window.
+// ARGV[1] the window, ARGV[i + 1] the values to take on KEYS[i] (its hits, and
+// a lease: see Lease). It answers each counter's new value, then the
+// milliseconds left in the window.
 const HIT_MANY = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -62,6 +64,35 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+/**
+ * Counter values this process took ahead for a key and has not handed out yet.
+ * Far below a limit, a call to Redis per request buys nothing: each call also
+ * takes a few values ahead, and the next requests are decided here, at once.
+ * The values are counted in Redis when taken, so all replicas together still
+ * never allow more than the limit; a replica holding values it does not use
+ * makes the others refuse that many requests early, which is why a lease is a
+ * small share of what is left (none near the limit: there every request asks
+ * Redis, and the count is exact).
+ */
+interface Lease {
+  limit: number;
+  /** The counter's value after this process's last call: what every replica had taken by then. */
+  counted: number;
+  /** The next value to hand out. */
+  next: number;
+  /** One past the last value held. */
+  end: number;
+  /** When the window these values belong to closes, by this process's clock. */
+  expiresAt: number;
+}
+
+/** A lease is at most this share of what is left of a limit, and never above MAX_LEASE. */
+const LEASE_SHARE = 1 / 32;
+const MAX_LEASE = 256;
+
+const leaseSize = (limit: number, counted: number): number =>
+  Math.min(MAX_LEASE, Math.max(0, Math.floor((limit - counted) * LEASE_SHARE)));
+
 const decide = (count: number, limit: number, resetMs: number): RateLimitDecision => ({
   allowed: count <= limit,
   limit,
@@ -76,8 +107,8 @@ const decide = (count: number, limit: number, resetMs: number): RateLimitDecisio
  * still learns exactly where it falls and replicas still share one limit.
  */
 export async function createRedisRateLimiter(url: string, prefix: string): Promise<RateLimiter> {
+  // Not auto-pipelined: hits are gathered per event-loop turn already (see redis-queue.ts).
   const redis = new Redis(url, {
-    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     lazyConnect: true,
@@ -89,15 +120,30 @@ export async function createRedisRateLimiter(url: string, prefix: string): Promi
 
   // Waiters by key, in arrival order, for the turn being gathered.
   let gathering: Map<string, Waiter[]> | undefined;
+  const leases = new Map<string, Lease>();
+  const leasing = new Set<string>();
 
   const count = async (batch: ReadonlyArray<[key: string, waiters: Waiter[]]>): Promise<void> => {
     const args: Array<string | number> = batch.map(([key]) => key);
     args.push(WINDOW_MS);
-    for (const [, waiters] of batch) args.push(waiters.length);
+    // One lease in flight per key: a second would arrive while the first is in use, and its values
+    // would sit unused.
+    const extra = batch.map(([key, waiters]) => {
+      if (leasing.has(key)) return 0;
+      const held = leases.get(key);
+      const counted = held && held.expiresAt > Date.now() ? held.counted : 0;
+      const size = leaseSize(waiters[waiters.length - 1]!.limit, counted);
+      if (size > 0) leasing.add(key);
+      return size;
+    });
+    batch.forEach(([, waiters], index) => args.push(waiters.length + extra[index]!));
     let answer: number[];
     try {
       answer = await redis.rateLimitHitMany(batch.length, ...args);
     } catch (error) {
+      batch.forEach(([key], index) => {
+        if (extra[index]! > 0) leasing.delete(key);
+      });
       // Without the shared counter there is no limit to enforce; refusing is safer than letting floods through.
       for (const [, waiters] of batch)
         for (const waiter of waiters)
@@ -105,14 +151,41 @@ export async function createRedisRateLimiter(url: string, prefix: string): Promi
       return;
     }
     const resetMs = answer[batch.length]!;
-    batch.forEach(([, waiters], index) => {
-      // The counter reached answer[index] with this key's last hit; earlier hits took the values before.
-      const first = answer[index]! - waiters.length + 1;
+    const expiresAt = Date.now() + resetMs;
+    batch.forEach(([key, waiters], index) => {
+      // The counter reached answer[index] with this call; the hits took the first values it added,
+      // in order, and the lease the rest.
+      const counted = answer[index]!;
+      const first = counted - extra[index]! - waiters.length + 1;
       for (let i = 0; i < waiters.length; i += 1) {
         const waiter = waiters[i]!;
         waiter.resolve(decide(first + i, waiter.limit, resetMs));
       }
+      const held = leases.get(key);
+      if (extra[index] === 0) {
+        if (held) held.counted = Math.max(held.counted, counted);
+        return;
+      }
+      leasing.delete(key);
+      if (leases.size >= 100_000) {
+        for (const [stale, lease] of leases) if (lease.expiresAt <= Date.now()) leases.delete(stale);
+      }
+      // Only values within the limit are worth holding.
+      const limit = waiters[waiters.length - 1]!.limit;
+      const next = first + waiters.length;
+      leases.set(key, { limit, counted, next, end: Math.max(next, Math.min(counted, limit) + 1), expiresAt });
     });
+  };
+
+  /** A decision from this process's lease, when it holds a value for the key in the current window. */
+  const fromLease = (key: string, limit: number): RateLimitDecision | undefined => {
+    const lease = leases.get(key);
+    if (!lease || lease.limit !== limit || lease.next >= lease.end) return undefined;
+    const leftMs = lease.expiresAt - Date.now();
+    if (leftMs <= 0) return undefined;
+    const value = lease.next;
+    lease.next += 1;
+    return decide(value, limit, leftMs);
   };
 
   const flush = () => {
@@ -126,6 +199,8 @@ export async function createRedisRateLimiter(url: string, prefix: string): Promi
     `${prefix}:field:${identity.contextIdentity}:${identity.fieldIdentity}`;
   return {
     hit(id, limit) {
+      const leased = fromLease(`${prefix}:${id}`, limit);
+      if (leased) return Promise.resolve(leased);
       return new Promise<RateLimitDecision>((resolve, reject) => {
         if (gathering === undefined) {
           gathering = new Map();

@@ -87,6 +87,52 @@ describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop tur
     expect(new Set(decisions.map((decision) => decision.remaining)).size).toBe(17);
   });
 
+  it('far below a limit, decides hits from values taken ahead, without asking Redis each time', async () => {
+    await awayFromWindowEdge(5_000);
+    const prefix = uniqueStream('ratelimit');
+    prefixes.push(prefix);
+    const limiter = await open(prefix);
+    const redis = new Redis(REDIS_URL);
+    try {
+      const counter = async () => {
+        const [key] = await redis.keys(`${prefix}:*`);
+        return Number(await redis.get(key!));
+      };
+      expect((await limiter.hit('busy', 10_000_000)).remaining).toBe(9_999_999);
+      expect(await counter()).toBe(257); // the hit and a lease of 256
+      const decisions: RateLimitDecision[] = [];
+      for (let i = 0; i < 100; i += 1) decisions.push(await limiter.hit('busy', 10_000_000));
+      expect(await counter()).toBe(257);
+      expect(decisions.map((decision) => decision.remaining)).toEqual(
+        Array.from({ length: 100 }, (_, i) => 9_999_998 - i),
+      );
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('never allows more than the limit across limiters taking values ahead, and never one value twice', async () => {
+    await awayFromWindowEdge(10_000);
+    const prefix = uniqueStream('ratelimit');
+    prefixes.push(prefix);
+    const one = await open(prefix);
+    const two = await open(prefix);
+    const decisions: RateLimitDecision[] = [];
+    // Many turns of a few hits each, so both take leases and spend them while the other does too.
+    for (let turn = 0; turn < 100; turn += 1) {
+      decisions.push(
+        ...(await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 3 === 0 ? one : two).hit('shared', 640)),
+        )),
+      );
+    }
+    const allowed = decisions.filter((decision) => decision.allowed);
+    expect(allowed.length).toBeLessThanOrEqual(640);
+    // Values held unused by the other limiter are the only ones lost: a small share near the end.
+    expect(allowed.length).toBeGreaterThanOrEqual(600);
+    expect(new Set(allowed.map((decision) => decision.remaining)).size).toBe(allowed.length);
+  });
+
   it('refuses every caller of a failed call with SERVICE_UNAVAILABLE', async () => {
     const prefix = uniqueStream('ratelimit');
     const limiter = await createRedisRateLimiter(REDIS_URL, prefix);
