@@ -109,6 +109,28 @@ for (const [name, open] of Object.entries(openers)) {
       return { ...backends, worker, deadLetters };
     };
 
+    /** A worker in batches of 10 over a queue and store the test wraps, started on `events`. */
+    const startWrapped = async (
+      name: string,
+      queue: WorkerOptions['queue'],
+      store: WorkerOptions['store'],
+      events: readonly QueuedEvent[],
+    ) => {
+      const worker = createWorker({
+        queue,
+        store,
+        logger: createLogger({ level: 'silent' }),
+        consumerName: name,
+        batchSize: 10,
+        claimIdleMs: 60_000,
+        blockMs: 50,
+      });
+      cleanups.push(() => worker.stop(1000));
+      await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      worker.start();
+      return worker;
+    };
+
     it('sets aside a message that is not an event and stores the ones around it', async () => {
       const { queue, store, worker } = await setup();
       const before = queued();
@@ -181,18 +203,7 @@ for (const [name, open] of Object.entries(openers)) {
           }
         },
       };
-      const worker = createWorker({
-        queue,
-        store: observed,
-        logger: createLogger({ level: 'silent' }),
-        consumerName: 'pipelined',
-        batchSize: 10,
-        claimIdleMs: 60_000,
-        blockMs: 50,
-      });
-      cleanups.push(() => worker.stop(1000));
-      await queue.enqueue(events.map((event) => JSON.stringify(event)));
-      worker.start();
+      await startWrapped('pipelined', queue, observed, events);
       await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
       expect(firstWriteOverlapped).toBe(true);
       expect(mostWritingAtOnce).toBe(1);
@@ -209,8 +220,9 @@ for (const [name, open] of Object.entries(openers)) {
       const acksHeld = new Promise<void>((resolve) => (releaseAcks = resolve));
       const acked: number[] = [];
       let inserts = 0;
-      const worker = createWorker({
-        queue: {
+      const worker = await startWrapped(
+        'acks-behind',
+        {
           ...queue,
           ack: async (ids) => {
             await acksHeld;
@@ -218,21 +230,14 @@ for (const [name, open] of Object.entries(openers)) {
             acked.push(ids.length);
           },
         },
-        store: {
+        {
           insertBatch: (batch) => {
             inserts += 1;
             return store.insertBatch(batch);
           },
         },
-        logger: createLogger({ level: 'silent' }),
-        consumerName: 'acks-behind',
-        batchSize: 10,
-        claimIdleMs: 60_000,
-        blockMs: 50,
-      });
-      cleanups.push(() => worker.stop(1000));
-      await queue.enqueue(events.map((event) => JSON.stringify(event)));
-      worker.start();
+        events,
+      );
       await eventually(async () => (inserts >= 2 ? true : undefined), 5000, 'the second batch written');
       expect(acked).toEqual([]);
 
