@@ -109,7 +109,7 @@ for (const [name, open] of Object.entries(openers)) {
       return { ...backends, worker, deadLetters };
     };
 
-    /** A worker in batches of 10 over a queue and store the test wraps, started on `events`. */
+    /** A worker in batches of 10 over a queue or store the test wraps, started on `events`. */
     const startWrapped = async (
       name: string,
       queue: WorkerOptions['queue'],
@@ -255,23 +255,17 @@ for (const [name, open] of Object.entries(openers)) {
     it('stores a batch whose preparation failed: the insert prepares it again, where a failure would be isolated', async () => {
       const { queue, store } = await setup();
       const events = Array.from({ length: 5 }, () => queued());
-      const worker = createWorker({
+      await startWrapped(
+        'unprepared',
         queue,
-        store: {
+        {
           insertBatch: (batch) => store.insertBatch(batch),
           prepareBatch: () => {
             throw new Error('cannot prepare');
           },
         },
-        logger: createLogger({ level: 'silent' }),
-        consumerName: 'unprepared',
-        batchSize: 10,
-        claimIdleMs: 60_000,
-        blockMs: 50,
-      });
-      cleanups.push(() => worker.stop(1000));
-      await queue.enqueue(events.map((event) => JSON.stringify(event)));
-      worker.start();
+        events,
+      );
       await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
       expect(await store.countByIds(events.map((event) => event.id))).toBe(5);
       expect((await queue.stats()).deadLetters).toBe(0);
