@@ -1383,23 +1383,26 @@ async function instrumentedDrain(
   const db = await openDatabase({ kind: 'postgres', url, poolSize: 10 });
   const queue = await createRedisQueue({ url: options.redisUrl, stream, maxLength: 10_000_000 });
   // Time the statements inside insertBatch's transaction; the rest of it is pool checkout, BEGIN with
-  // the advisory lock, and COMMIT.
+  // the advisory lock and the opening statement, and COMMIT.
   const timedDb: typeof db = {
     ...db,
     transaction: (work, transactionOptions) =>
       timed('tx', () =>
         db.transaction(
-          (session) =>
-            work({
-              query: <Row extends object>(text: string, params?: readonly unknown[]) =>
-                timed(
-                  text.includes('pg_advisory_xact_lock')
-                    ? 'insertBatch: advisory lock'
-                    : 'insertBatch: INSERT statement',
-                  () => session.query<Row>(text, params),
-                )(),
-              exec: (script) => timed(`insertBatch: ${script}`, () => session.exec(script))(),
-            }),
+          (session, opened) =>
+            work(
+              {
+                query: <Row extends object>(text: string, params?: readonly unknown[]) =>
+                  timed(
+                    text.includes('pg_advisory_xact_lock')
+                      ? 'insertBatch: advisory lock'
+                      : 'insertBatch: INSERT statement',
+                    () => session.query<Row>(text, params),
+                  )(),
+                exec: (script) => timed(`insertBatch: ${script}`, () => session.exec(script))(),
+              },
+              opened,
+            ),
           transactionOptions,
         ),
       )(),
@@ -1462,7 +1465,7 @@ async function instrumentedDrain(
     'insertBatch: build parameters (before the transaction)',
     msOf('store.insertBatch (total)') - msOf('tx'),
   );
-  put('insertBatch: pool checkout + BEGIN and lock + COMMIT', msOf('tx') - insideTx);
+  put('insertBatch: pool checkout + BEGIN, lock and opening + COMMIT', msOf('tx') - insideTx);
   put(
     'worker: parsing, waiting on the next batch, the loop (the rest of the wall time)',
     elapsedMs - accounted,

@@ -25,8 +25,14 @@ export interface Database {
   query: SqlSession['query'];
   /** Runs `work` on one connection that stays checked out until it returns. */
   withSession<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
-  /** Runs `work` in a transaction; commits when it resolves, rolls back when it throws. */
-  transaction<T>(work: (session: SqlSession) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * Runs `work` in a transaction; commits when it resolves, rolls back when it throws. `work` gets
+   * the rows of `options.opening` (none without it).
+   */
+  transaction<T>(
+    work: (session: SqlSession, opened: ReadonlyArray<Record<string, unknown>>) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -37,14 +43,33 @@ export interface TransactionOptions {
    * trip is time no other worker can insert in.
    */
   advisoryLock?: number;
+  /**
+   * A statement without parameters to run first, in the same round trip as
+   * BEGIN (and the lock): its rows are handed to `work`. It must be a single
+   * statement, built from trusted text only.
+   */
+  opening?: string;
 }
 
-const beginStatement = (options: TransactionOptions | undefined): string => {
-  const lock = options?.advisoryLock;
-  if (lock === undefined) return 'BEGIN';
+const lockStatement = (lock: number): string => {
   if (!Number.isSafeInteger(lock)) throw new TypeError(`advisory lock key must be an integer, not ${lock}`);
-  return `BEGIN; SELECT pg_advisory_xact_lock(${lock})`;
+  return `SELECT pg_advisory_xact_lock(${lock})`;
 };
+
+const beginStatement = (options: TransactionOptions | undefined): string =>
+  [
+    'BEGIN',
+    ...(options?.advisoryLock === undefined ? [] : [lockStatement(options.advisoryLock)]),
+    ...(options?.opening === undefined ? [] : [options.opening]),
+  ].join('; ');
+
+type Rows = Array<Record<string, unknown>>;
+
+/** The rows of a script's last statement: pg answers a script of several statements with one result each. */
+function lastRows(result: pg.QueryResult | pg.QueryResult[]): Rows {
+  const last = Array.isArray(result) ? result.at(-1) : result;
+  return (last?.rows ?? []) as Rows;
+}
 
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   return config.kind === 'postgres' ? openPostgres(config.url, config.poolSize) : openPGlite(config.dataDir);
@@ -66,15 +91,17 @@ function openPostgres(url: string, poolSize: number): Database {
   });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
 
-  const sessionOf = (client: pg.PoolClient): SqlSession => ({
+  const sessionOf = (client: pg.PoolClient) => ({
     query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
       (await client.query<Row>(text, params as unknown[] | undefined)).rows,
-    exec: async (script) => {
+    exec: async (script: string) => {
       await client.query(script);
     },
+    script: async (script: string) =>
+      lastRows((await client.query(script)) as pg.QueryResult | pg.QueryResult[]),
   });
 
-  const withSession = async <T>(work: (session: SqlSession) => Promise<T>): Promise<T> => {
+  const withSession = async <T>(work: (session: ReturnType<typeof sessionOf>) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
     let broken: Error | undefined;
     // A checked-out client whose connection drops (PostgreSQL stopping) emits 'error' besides
@@ -104,9 +131,11 @@ function openPostgres(url: string, poolSize: number): Database {
     withSession,
     transaction: (work, options) =>
       withSession(async (session) => {
-        await session.exec(beginStatement(options));
+        let opened: Rows = [];
         try {
-          const result = await work(session);
+          const begun = await session.script(beginStatement(options));
+          if (options?.opening !== undefined) opened = begun;
+          const result = await work(session, opened);
           await session.exec('COMMIT');
           return result;
         } catch (error) {
@@ -143,15 +172,21 @@ async function openPGlite(dataDir: string): Promise<Database> {
     transaction: (work, options) =>
       pglite.transaction(async (tx) => {
         // One connection in this process: nothing to save by sharing BEGIN's round trip.
-        if (options?.advisoryLock !== undefined)
-          await tx.query('SELECT pg_advisory_xact_lock($1)', [options.advisoryLock]);
-        return work({
-          query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
-            (await tx.query<Row>(text, params as unknown[] | undefined)).rows,
-          exec: async (script) => {
-            await tx.exec(script);
+        if (options?.advisoryLock !== undefined) await tx.query(lockStatement(options.advisoryLock));
+        const opened =
+          options?.opening === undefined
+            ? []
+            : (await tx.query<Record<string, unknown>>(options.opening)).rows;
+        return work(
+          {
+            query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
+              (await tx.query<Row>(text, params as unknown[] | undefined)).rows,
+            exec: async (script) => {
+              await tx.exec(script);
+            },
           },
-        });
+          opened,
+        );
       }),
     async close() {
       await prisma.$disconnect();

@@ -207,19 +207,40 @@ SELECT count(*)::int AS inserted FROM inserted`;
 // Run under the lock, in its own statement: a statement's snapshot is taken when it starts, so
 // this one sees every batch committed before the lock was granted. The batch's seqs are one range
 // taken from the sequence at once (every writer of audit_events holds the lock, so nothing takes
-// values in between); duplicates leave gaps, which seq allows. `existing` is looked up only when
-// $3 is true: redelivery is rare, so a batch first goes in unchecked and a duplicate id fails it
-// on a unique index (see insertBatch).
-const PREPARE_BATCH = `
+// values in between); duplicates leave gaps, which seq allows. `existing` is looked up only in the
+// checked form: redelivery is rare, so a batch first goes in unchecked and a duplicate id fails it
+// on a unique index (see insertBatch). Sent in one script with BEGIN and the lock, it is still its
+// own statement, with its own snapshot, taken once the lock is granted.
+const preparingSql = (existing: string, count: string) => `
 SELECT
-  CASE WHEN $3::boolean
-    THEN (SELECT COALESCE(array_agg(event_id::text), '{}') FROM audit_log_leaves WHERE event_id = ANY($1::uuid[]))
-    ELSE '{}'::text[] END AS existing,
+  ${existing} AS existing,
   (SELECT COALESCE(max(leaf_index) + 1, 0)::text FROM audit_log_leaves) AS next_leaf,
   (SELECT max(seq)::text FROM audit_events) AS max_seq,
-  (SELECT setval(s, nextval(s) + $2::int - 1)::text
+  (SELECT setval(s, nextval(s) + ${count}::int - 1)::text
      FROM (SELECT pg_get_serial_sequence('audit_events', 'seq')::regclass AS s) sequence) AS last_seq,
   now()::timestamptz(3) AS now`;
+const PREPARE_CHECKED = preparingSql(
+  `(SELECT COALESCE(array_agg(event_id::text), '{}') FROM audit_log_leaves WHERE event_id = ANY($1::uuid[]))`,
+  '$2',
+);
+/**
+ * The unchecked form, with nothing to bind but the count, goes out with BEGIN
+ * and the lock as the transaction's opening: one round trip fewer on the path
+ * every worker waits on.
+ */
+function prepareUncheckedSql(count: number): string {
+  if (!Number.isSafeInteger(count) || count < 1)
+    throw new RangeError(`batch size must be a positive integer, not ${count}`);
+  return preparingSql(`'{}'::text[]`, String(count));
+}
+
+interface PrepareState {
+  existing: string[];
+  next_leaf: string;
+  max_seq: string | null;
+  last_seq: string;
+  now: Date;
+}
 
 /** PostgreSQL's unique_violation. */
 const UNIQUE_VIOLATION = '23505';
@@ -277,25 +298,23 @@ export function createEventStore(db: Database) {
     return rows[0] ? BigInt(rows[0].position) : null;
   }
 
+  /** `opened`: the rows of {@link prepareUncheckedSql}, when the transaction opened with it. */
   async function writeBatch(
     tx: SqlSession,
     batch: PreparedBatch,
     checkExisting: boolean,
+    opened: ReadonlyArray<Record<string, unknown>> = [],
   ): Promise<{ inserted: number; stored: StoredEvent[] }> {
     const { candidates } = batch;
     const encoded = batch.columns ?? encodeColumns(candidates);
     const prepare = async () => {
-      const [row] = await tx.query<{
-        existing: string[];
-        next_leaf: string;
-        max_seq: string | null;
-        last_seq: string;
-        now: Date;
-      }>(PREPARE_BATCH, [checkExisting ? encoded.ids : '{}', candidates.length, checkExisting]);
+      const [row] = checkExisting
+        ? await tx.query<PrepareState>(PREPARE_CHECKED, [encoded.ids, candidates.length])
+        : await tx.query<PrepareState>(prepareUncheckedSql(candidates.length));
       if (!row) throw new Error('insertBatch: the prepare query returned no row');
       return row;
     };
-    let state = await prepare();
+    let state = (opened[0] as PrepareState | undefined) ?? (await prepare());
     if (state.next_leaf === '0' && state.max_seq !== null) {
       // Events stored before the hash log existed: give them leaves first, in seq order.
       await backfillLeaves(tx);
@@ -388,8 +407,9 @@ export function createEventStore(db: Database) {
       // Unchecked first; a duplicate id (a redelivery) fails the insert on a unique index, and
       // the batch is written again with each id looked up first.
       try {
-        return await db.transaction((tx) => writeBatch(tx, prepared, false), {
+        return await db.transaction((tx, opened) => writeBatch(tx, prepared, false, opened), {
           advisoryLock: SEQ_ORDER_LOCK_KEY,
+          opening: prepareUncheckedSql(prepared.candidates.length),
         });
       } catch (error) {
         if (!(error instanceof DuplicateInBatch)) throw error;
