@@ -131,11 +131,9 @@ function openPostgres(url: string, poolSize: number): Database {
     withSession,
     transaction: (work, options) =>
       withSession(async (session) => {
-        let opened: Rows = [];
         try {
           const begun = await session.script(beginStatement(options));
-          if (options?.opening !== undefined) opened = begun;
-          const result = await work(session, opened);
+          const result = await work(session, options?.opening === undefined ? [] : begun);
           await session.exec('COMMIT');
           return result;
         } catch (error) {
