@@ -35,5 +35,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
 
 # Node runs as PID 1 and handles SIGTERM itself: the API stops accepting, the worker finishes
 # its batch, and the process exits 0 (docs/operations.md, "Graceful shutdown").
-ENTRYPOINT ["node", "bin/auditgraph.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "bin/auditgraph.mjs"]
 CMD ["all"]

@@ -22,6 +22,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+// Services start with the Node flags users' launches pass (the bin's shebang, `npm start`, the Dockerfile).
+import { NODE_FLAGS } from '../../bin/node-flags.mjs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
@@ -783,7 +785,7 @@ async function httpPhase(options: Options, runId: string): Promise<HttpResult> {
       const serve = startChild(
         'serve',
         process.execPath,
-        [...profileFlags(options, profileDir), BIN, 'serve'],
+        [...NODE_FLAGS, ...profileFlags(options, profileDir), BIN, 'serve'],
         {
           DATABASE_URL: url,
           REDIS_URL: options.redisUrl,
@@ -1038,7 +1040,7 @@ async function persistencePhase(
   try {
     log(`persistence (${scenario}): database ${dbName}, stream ${stream}`);
     // The schema exactly as the service makes it.
-    const migrateChild = startChild('migrate', process.execPath, [BIN, 'migrate'], {
+    const migrateChild = startChild('migrate', process.execPath, [...NODE_FLAGS, BIN, 'migrate'], {
       DATABASE_URL: url,
       LOG_LEVEL: 'warn',
     });
@@ -1161,7 +1163,7 @@ async function drainWithWorker(
   const worker = startChild(
     'worker',
     process.execPath,
-    [...profileFlags(options, profileDir), BIN, 'worker'],
+    [...NODE_FLAGS, ...profileFlags(options, profileDir), BIN, 'worker'],
     {
       DATABASE_URL: url,
       REDIS_URL: options.redisUrl,

@@ -25,6 +25,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+// Services start with the Node flags users' launches pass (the bin's shebang, `npm start`, the Dockerfile).
+import { NODE_FLAGS } from '../../bin/node-flags.mjs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -373,9 +375,9 @@ async function main(): Promise<void> {
     LIVE_MAX_SUBSCRIPTIONS_PER_KEY: '100000',
     NODE_ENV: 'production',
   };
-  const api = startProcess([BIN, 'serve'], env, 'auditgraph serve');
+  const api = startProcess([...NODE_FLAGS, BIN, 'serve'], env, 'auditgraph serve');
   await waitForHttp(`http://127.0.0.1:${port}/health/ready`);
-  startProcess([BIN, 'worker'], env, 'auditgraph worker');
+  startProcess([...NODE_FLAGS, BIN, 'worker'], env, 'auditgraph worker');
 
   const barePort = await freePort();
   const bare = startProcess(

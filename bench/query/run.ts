@@ -32,6 +32,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+// Services start with the Node flags users' launches pass (the bin's shebang, `npm start`, the Dockerfile).
+import { NODE_FLAGS } from '../../bin/node-flags.mjs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createAnalyticsService } from '../../src/analytics/analytics-service.js';
@@ -1182,7 +1184,7 @@ async function main(): Promise<void> {
     } else console.log(`using existing database ${dbName}`);
     const migrateCommand = `DATABASE_URL=${databaseUrl} node bin/auditgraph.mjs migrate`;
     console.log(`$ ${migrateCommand}`);
-    await runToEnd(process.execPath, [BIN, 'migrate'], {
+    await runToEnd(process.execPath, [...NODE_FLAGS, BIN, 'migrate'], {
       ...baseEnv(),
       DATABASE_URL: databaseUrl,
       LOG_LEVEL: 'warn',
@@ -1673,7 +1675,7 @@ async function load(db: Database, total: number): Promise<LoadMeta> {
 // The server
 
 async function startServer(env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve'], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, BIN, 'serve'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

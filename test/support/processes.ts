@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../bin/node-flags.mjs';
 
 const ENTRY = fileURLToPath(new URL('../../bin/auditgraph.mjs', import.meta.url));
 
@@ -19,7 +20,8 @@ export function spawnAuditgraph(
   command: string | readonly string[],
   env: Record<string, string>,
 ): AuditgraphProcess {
-  const child = spawn(process.execPath, [ENTRY, ...(typeof command === 'string' ? [command] : command)], {
+  const args = [...NODE_FLAGS, ENTRY, ...(typeof command === 'string' ? [command] : command)];
+  const child = spawn(process.execPath, args, {
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
