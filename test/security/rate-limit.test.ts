@@ -23,6 +23,14 @@ async function awayFromWindowEdge(marginMs: number): Promise<void> {
 
 const prefixes: string[] = [];
 
+/** A key prefix of its own (removed after the suite), with at least `marginMs` left in the window. */
+async function freshPrefix(marginMs = 5_000): Promise<string> {
+  await awayFromWindowEdge(marginMs);
+  const prefix = uniqueStream('ratelimit');
+  prefixes.push(prefix);
+  return prefix;
+}
+
 describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop turn counted together', () => {
   const opened: RateLimiter[] = [];
   const open = async (prefix: string) => {
@@ -35,9 +43,7 @@ describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop tur
   });
 
   it('gives concurrent hits on one key consecutive counts: exactly the limit is allowed', async () => {
-    await awayFromWindowEdge(5_000);
-    const prefix = uniqueStream('ratelimit');
-    prefixes.push(prefix);
+    const prefix = await freshPrefix();
     const limiter = await open(prefix);
     const decisions = await Promise.all(Array.from({ length: 8 }, () => limiter.hit('key', 5)));
     expect(decisions.map((decision) => decision.allowed)).toEqual([
@@ -59,9 +65,7 @@ describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop tur
   });
 
   it('keeps each key’s count apart, and each request its own limit, within one call', async () => {
-    await awayFromWindowEdge(5_000);
-    const prefix = uniqueStream('ratelimit');
-    prefixes.push(prefix);
+    const prefix = await freshPrefix();
     const limiter = await open(prefix);
     const [a1, b1, a2, b2, a3] = await Promise.all([
       limiter.hit('a', 2),
@@ -75,9 +79,7 @@ describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop tur
   });
 
   it('shares one exact limit between limiters (processes) hitting concurrently', async () => {
-    await awayFromWindowEdge(5_000);
-    const prefix = uniqueStream('ratelimit');
-    prefixes.push(prefix);
+    const prefix = await freshPrefix();
     const one = await open(prefix);
     const two = await open(prefix);
     const decisions: RateLimitDecision[] = await Promise.all(
@@ -88,9 +90,7 @@ describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop tur
   });
 
   it('far below a limit, decides hits from values taken ahead, without asking Redis each time', async () => {
-    await awayFromWindowEdge(5_000);
-    const prefix = uniqueStream('ratelimit');
-    prefixes.push(prefix);
+    const prefix = await freshPrefix();
     const limiter = await open(prefix);
     const redis = new Redis(REDIS_URL);
     try {
@@ -112,9 +112,7 @@ describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop tur
   });
 
   it('never allows more than the limit across limiters taking values ahead, and never one value twice', async () => {
-    await awayFromWindowEdge(10_000);
-    const prefix = uniqueStream('ratelimit');
-    prefixes.push(prefix);
+    const prefix = await freshPrefix(10_000);
     const one = await open(prefix);
     const two = await open(prefix);
     const decisions: RateLimitDecision[] = [];
