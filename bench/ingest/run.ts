@@ -684,15 +684,26 @@ async function measureTarget(
   server: Child,
   withRedis: boolean,
 ): Promise<LoadSummary> {
+  return measureQuietly(options.retries, () =>
+    measureTargetOnce(options, url, apiKey, server, withRedis).catch((error: unknown) => {
+      // A load generator that cannot connect usually means the server died: say why.
+      throw server.exitCode !== undefined ? childFailed(server, 'exited during the measurement') : error;
+    }),
+  );
+}
+
+/**
+ * Runs `measure`, and again (at most `retries` more times) while other processes on the machine
+ * took over a quarter of a core during it; answers the last result.
+ */
+async function measureQuietly<T extends { cpu: Record<string, number> }>(
+  retries: number,
+  measure: (attempt: number) => Promise<T>,
+): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
-    const result = await measureTargetOnce(options, url, apiKey, server, withRedis).catch(
-      (error: unknown) => {
-        // A load generator that cannot connect usually means the server died: say why.
-        throw server.exitCode !== undefined ? childFailed(server, 'exited during the measurement') : error;
-      },
-    );
+    const result = await measure(attempt);
     const other = result.cpu.other ?? 0;
-    if (other <= 0.25 || attempt > options.retries) return result;
+    if (other <= 0.25 || attempt > retries) return result;
     log(`  other processes used ${pct(other)} of a core meanwhile; measuring again`);
   }
 }
@@ -1101,8 +1112,6 @@ async function persistencePhase(
     let events = makeEvents(options.events);
     let fillSeconds = await fillStream(stream, events);
     log(`  filled ${stream} with ${fmtInt(events.length)} events in ${fillSeconds.toFixed(1)} s`);
-    const busy = (cpu: Record<string, number>) => (cpu.other ?? 0) > 0.25;
-    const attempts = 1 + options.retries;
     // Every measurement after the first starts from fresh rows: into empty tables again for the
     // empty scenario; the preloaded tables just grow by one run's rows (--events) each time.
     let measurements = 0;
@@ -1119,23 +1128,20 @@ async function persistencePhase(
     for (let round = 1; round <= options.persistRounds; round += 1) {
       if (options.persistRounds > 1) log(`  round ${round}/${options.persistRounds}`);
       // The ceiling first, from a clean checkpoint; measured again (on fresh rows) when the machine was busy.
-      let raw!: Round['raw'];
-      for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      const raw = await measureQuietly(options.retries, async () => {
         await freshStart();
         await client.query('CHECKPOINT');
         await waitForQuiet(options.quietTimeoutS);
-        raw = await rawInsert(client, dbName, events, options.rawBatch);
+        const result = await rawInsert(client, dbName, events, options.rawBatch);
         log(
-          `  raw unnest insert: ${fmtInt(raw.eventsPerSecond)} events/s (${raw.seconds.toFixed(1)} s; ${fmtCpu(raw.cpu)})`,
+          `  raw unnest insert: ${fmtInt(result.eventsPerSecond)} events/s (${result.seconds.toFixed(1)} s; ${fmtCpu(result.cpu)})`,
         );
-        if (!busy(raw.cpu) || attempt === attempts) break;
-        log('  other processes were busy meanwhile; measuring again');
-      }
+        return result;
+      });
 
       // Then the worker, from a clean checkpoint too, on the stream of the raw insert's rows (into
       // the other table), or on fresh rows when measured again.
-      let worker!: Round['worker'];
-      for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      const worker = await measureQuietly(options.retries, async (attempt) => {
         if (attempt > 1) await freshStart();
         const rowsBefore = Number(
           (await client.query<{ count: string }>('SELECT count(*) AS count FROM audit_events')).rows[0]!
@@ -1144,15 +1150,14 @@ async function persistencePhase(
         await client.query('CHECKPOINT');
         await waitForQuiet(options.quietTimeoutS);
         const profileDir = path.join(HERE, 'profiles', runId, `worker-${scenario}-${round}-${attempt}`);
-        worker = await drainWithWorker(options, url, client, stream, events, rowsBefore, profileDir);
+        const result = await drainWithWorker(options, url, client, stream, events, rowsBefore, profileDir);
         log(
-          `  worker: ${fmtInt(worker.eventsPerSecond)} events/s (steady ${fmtInt(worker.steadyEventsPerSecond)}; ` +
-            `${worker.seconds.toFixed(1)} s; ${fmtCpu(worker.cpu)})`,
+          `  worker: ${fmtInt(result.eventsPerSecond)} events/s (steady ${fmtInt(result.steadyEventsPerSecond)}; ` +
+            `${result.seconds.toFixed(1)} s; ${fmtCpu(result.cpu)})`,
         );
         if (options.profile) workerProfile = summarizeProfileDir(profileDir);
-        if (!busy(worker.cpu) || attempt === attempts) break;
-        log('  other processes were busy meanwhile; measuring again');
-      }
+        return result;
+      });
       rounds.push({ raw, worker });
     }
     const ratioOf = (round: Round) => round.worker.eventsPerSecond / round.raw.eventsPerSecond;
@@ -1162,8 +1167,7 @@ async function persistencePhase(
     ]!;
     const raw = reported.raw;
     const workerResult = reported.worker;
-    const workerRates = rounds.map((round) => round.worker.eventsPerSecond).sort((a, b) => a - b);
-    const medianWorkerEventsPerSecond = workerRates[Math.floor((workerRates.length - 1) / 2)]!;
+    const medianWorkerEventsPerSecond = median(rounds.map((round) => round.worker.eventsPerSecond));
     const problem = rounds.find((round) => round.worker.problem !== undefined)?.worker.problem;
 
     let breakdown: Breakdown | undefined;
