@@ -231,10 +231,13 @@ const FOLD_SPACING_MS = 200;
  * every reader of the rollups first, so an answer always counts every event
  * stored before it was asked for.
  */
-export function createRollupFolder(db: Database) {
+export function createRollupFolder(db: Database, options: { spacingMs?: number } = {}) {
+  const spacingMs = options.spacingMs ?? FOLD_SPACING_MS;
   const foldStatement = foldRollupsSql();
   let running: Promise<void> | undefined;
   let requestedAgain = false;
+  /** When the last background fold started: the spacing holds across idle moments too. */
+  let lastStartedAt = Number.NEGATIVE_INFINITY;
 
   /** Folds everything stored so far; resolves when the rollups count it all. */
   async function fold(): Promise<number> {
@@ -262,10 +265,10 @@ export function createRollupFolder(db: Database) {
     },
 
     /**
-     * Starts a fold in the background, or one more after the running one (at
-     * most every {@link FOLD_SPACING_MS}): the worker calls this after each
-     * commit and never waits for it. Failures go to
-     * `onError`; the next request, or the next reader, folds what was left.
+     * Starts a fold in the background, at most one every {@link FOLD_SPACING_MS}
+     * (a request inside the spacing waits for it; requests meanwhile share that
+     * fold): the worker calls this after each commit and never waits for it.
+     * Failures go to `onError`; the next request, or the next reader, folds what was left.
      */
     request(onError: (error: unknown) => void): void {
       if (running) {
@@ -274,11 +277,14 @@ export function createRollupFolder(db: Database) {
       }
       running = (async () => {
         do {
+          // Spaced from the previous fold's start even when nothing was requested during it: a fold
+          // takes less than a batch, so the next commit would otherwise always find none running.
+          const wait = spacingMs - (Date.now() - lastStartedAt);
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+          // Requests until now are served by this fold; those during it need one more.
           requestedAgain = false;
-          const startedAt = Date.now();
+          lastStartedAt = Date.now();
           await fold().catch(onError);
-          const wait = FOLD_SPACING_MS - (Date.now() - startedAt);
-          if (requestedAgain && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         } while (requestedAgain);
         running = undefined;
       })();

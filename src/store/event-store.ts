@@ -180,8 +180,8 @@ const SEQ_ORDER_LOCK_KEY = 0x61756469; // "audi"
 // each row adds its ordinal: two fewer arrays for the driver to escape and the server to parse.
 const INSERT_LEAVES_CTE = `leaves AS (
   INSERT INTO audit_log_leaves (leaf_index, seq, event_id, leaf_hash)
-  SELECT $9::bigint + l.n - 1, $2::bigint + l.n - 1, l.event_id, decode(l.leaf_hash, 'hex')
-  FROM unnest($1::uuid[], $10::text[]) WITH ORDINALITY AS l(event_id, leaf_hash, n)
+  SELECT $9::bigint + l.n - 1, $2::bigint + l.n - 1, l.event_id, substring($10::bytea FROM l.n::int * 32 - 31 FOR 32)
+  FROM unnest($1::uuid[]) WITH ORDINALITY AS l(event_id, n)
 )`;
 const INSERT_BATCH = `
 INSERT INTO audit_events (id, seq, event_type, session_id, payload, client_time, received_at, persisted_at, api_key_id)
@@ -340,10 +340,12 @@ export function createEventStore(db: Database) {
     }
     const persistedAt = leafTime(state.now);
     const seqs = fresh.map((_, offset) => (firstSeq + BigInt(offset)).toString());
-    let leafHashes = '{';
+    // One bytea of every 32-byte hash, sliced by the statement: a text[] of 1,000 hex strings cost
+    // the server an array parse and a decode per row. A Buffer, as PGlite takes no hex text for bytea.
+    let leafHexes = '';
     for (let index = 0; index < fresh.length; index += 1)
-      leafHashes += (index === 0 ? '' : ',') + fresh[index]!.leafHash(seqs[index]!, persistedAt);
-    leafHashes += '}';
+      leafHexes += fresh[index]!.leafHash(seqs[index]!, persistedAt);
+    const leafHashes = Buffer.from(leafHexes, 'hex');
 
     const inserting = tx.query<{ inserted: number }>(insertStatement(), [
       columns.ids,

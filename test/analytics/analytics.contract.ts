@@ -430,6 +430,45 @@ export function analyticsContract(
       }
     });
 
+    it('spaces background folds requested after every commit, and still counts every event', async () => {
+      const fresh = await open();
+      try {
+        await migrate(fresh.db);
+        const events = createEventStore(fresh.db);
+        let folds = 0;
+        const counting: Database = {
+          ...fresh.db,
+          transaction: (work, transactionOptions) => {
+            folds += 1;
+            return fresh.db.transaction(work, transactionOptions);
+          },
+        };
+        const spacingMs = 400;
+        const rollups = createRollupFolder(counting, { spacingMs });
+        const at = NOW.getTime() - 3 * HOUR;
+        const failures: unknown[] = [];
+        const started = Date.now();
+        // A commit every ~40 ms, each after the fold before it has finished: the pattern of a busy
+        // worker, where a fold per commit would double the transactions.
+        for (let batch = 0; batch < 25; batch += 1) {
+          await events.insertBatch([event(`spaced-${batch}`, 'review_started', at)]);
+          rollups.request((error) => failures.push(error));
+          await new Promise((resolve) => setTimeout(resolve, 40));
+        }
+        await rollups.idle();
+        const elapsed = Date.now() - started;
+        expect(failures).toEqual([]);
+        expect(folds).toBeGreaterThanOrEqual(2);
+        expect(folds).toBeLessThanOrEqual(Math.ceil(elapsed / spacingMs) + 1);
+        const [counted] = await fresh.db.query<{ n: number }>(
+          'SELECT COALESCE(sum(events), 0)::int AS n FROM analytics_event_counts',
+        );
+        expect(counted!.n).toBe(25);
+      } finally {
+        await fresh.dispose();
+      }
+    });
+
     it('refuses a days that is not a whole number from 1 to 365, naming it', async () => {
       for (const days of [0, -1, 366, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
         for (const call of [service.usage, service.llm, service.performance]) {
