@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { createAnalyticsService } from '../../src/analytics/analytics-service.js';
+import { EVENT_TYPES, type EventType } from '../../src/ingest/event.js';
 import { createAnalyticsStore } from '../../src/store/analytics-store.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
@@ -28,15 +29,6 @@ const ADMIN_URL = process.env['TEST_POSTGRES_URL'] ?? 'postgresql://postgres@127
 const BATCH = 1000;
 const SESSIONS = 100_000;
 const MODELS = ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'gemini-2.0-flash', 'in-house-7b'];
-const TYPES = [
-  'review_started',
-  'review_completed',
-  'syntax_analysis_started',
-  'syntax_analysis_completed',
-  'llm_query_sent',
-  'llm_feedback_received',
-  'error_occurred',
-] as const;
 
 // The insert the event store ran before the rollups: the baseline.
 const BARE_INSERT = `
@@ -62,7 +54,7 @@ const lognormal = (median: number): number => {
   return Math.round(median * Math.exp(gauss * 0.8) * 10) / 10;
 };
 
-function payloadFor(type: (typeof TYPES)[number]): Record<string, unknown> {
+function payloadFor(type: EventType): Record<string, unknown> {
   switch (type) {
     case 'review_started':
     case 'syntax_analysis_started':
@@ -96,7 +88,7 @@ function payloadFor(type: (typeof TYPES)[number]): Record<string, unknown> {
 
 function makeBatch(receivedAt: (index: number) => Date): NewEvent[] {
   return Array.from({ length: BATCH }, (_, index) => {
-    const type = pick(TYPES);
+    const type = pick(EVENT_TYPES);
     return {
       id: uuidv7(),
       eventType: type,

@@ -28,7 +28,8 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { environmentSchema } from '../../src/config/index.js';
-import type { QueuedEvent } from '../../src/ingest/event.js';
+import { EVENT_TYPES, type QueuedEvent } from '../../src/ingest/event.js';
+import { markdownTable } from '../support/table.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -210,16 +211,6 @@ const median = (values: number[]): number => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 const seconds = (fromMs: number, toMs = performance.now()) => (toMs - fromMs) / 1000;
-
-function renderTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((header, column) =>
-    Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (cells: string[]) =>
-    `| ${cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join(' | ')} |`;
-  const rule = `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`;
-  return [line(headers), rule, ...rows.map(line)].join('\n');
-}
 
 function shellQuote(value: string): string {
   return /^[\w@%+=:,./-]*$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
@@ -870,15 +861,6 @@ async function httpPhase(options: Options, runId: string): Promise<HttpResult> {
 // ---------------------------------------------------------------------------
 // 2 and 3. Persistence
 
-const EVENT_TYPES = [
-  'review_started',
-  'review_completed',
-  'syntax_analysis_started',
-  'syntax_analysis_completed',
-  'llm_query_sent',
-  'llm_feedback_received',
-  'error_occurred',
-];
 const LANGUAGES = ['python', 'typescript', 'go', 'rust'];
 
 /** Events exactly as `createIngestService().accept` puts them in the stream field `e`. */
@@ -1680,7 +1662,7 @@ function renderProfile(title: string, profile: ProfileSummary): string {
   lines.push('  self time by module:');
   lines.push(
     indent(
-      renderTable(
+      markdownTable(
         ['module', 'self ms', 'share'],
         profile.byModule.map((row) => [row.module, fmtInt(row.selfMs), pct(row.share)]),
       ),
@@ -1690,7 +1672,7 @@ function renderProfile(title: string, profile: ProfileSummary): string {
   lines.push('  top functions by self time:');
   lines.push(
     indent(
-      renderTable(
+      markdownTable(
         ['function', 'where', 'self ms', 'share'],
         profile.topSelf.map((row) => [row.function, row.where, fmtInt(row.selfMs), pct(row.share)]),
       ),
@@ -1700,7 +1682,7 @@ function renderProfile(title: string, profile: ProfileSummary): string {
   lines.push('  src/ functions by inclusive time:');
   lines.push(
     indent(
-      renderTable(
+      markdownTable(
         ['function', 'where', 'total ms', 'share'],
         profile.srcInclusive.map((row) => [row.function, row.where, fmtInt(row.totalMs), pct(row.share)]),
       ),
@@ -1764,7 +1746,9 @@ function render(results: Results): string {
         all.map((r) => fmtCpu(r.cpu)).join(' / '),
       ];
     });
-    out.push(renderTable(['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU (share of one core)'], rows));
+    out.push(
+      markdownTable(['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU (share of one core)'], rows),
+    );
     out.push(`   ratio serve/bare: ${pct(h.ratio)}  (target >= 50%: ${h.pass ? 'PASS' : 'MISS'})`);
     // CPU time per request moves far less than req/s when other work shares the two cores.
     const cpuUs = (side: 'bare' | 'serve') =>
@@ -1792,7 +1776,7 @@ function render(results: Results): string {
       '2./3. Persistence: worker draining a pre-filled stream vs raw INSERT ... SELECT unnest(...) of the same rows',
     );
     out.push(
-      renderTable(
+      markdownTable(
         [
           'scenario',
           'rows before',
@@ -1850,7 +1834,7 @@ function render(results: Results): string {
       );
       out.push(
         indent(
-          renderTable(
+          markdownTable(
             ['step', 'ms/batch', 'share of wall', 'calls'],
             Object.entries(b.steps)
               .sort((a, c) => c[1].share - a[1].share)
@@ -1865,7 +1849,7 @@ function render(results: Results): string {
         );
         out.push(
           indent(
-            renderTable(
+            markdownTable(
               ['statement', 'ev/s', 'ms/batch'],
               b.sqlShapes.map((shape) => [
                 shape.shape,

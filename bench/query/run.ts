@@ -42,6 +42,7 @@ import { createEventQueries, MAX_OFFSET } from '../../src/query/event-queries.js
 import { createAnalyticsStore } from '../../src/store/analytics-store.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
+import { markdownTable } from '../support/table.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -358,19 +359,6 @@ const ms = (value: number | undefined): string =>
         ? value.toFixed(1)
         : value.toFixed(2);
 const round3 = (value: number): number => Math.round(value * 1000) / 1000;
-
-function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>, rightFrom = 1): string {
-  const widths = header.map((cell, column) =>
-    Math.max(cell.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (row: readonly string[]) =>
-    `| ${row.map((cell, column) => (column >= rightFrom ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join(' | ')} |`;
-  return [
-    line(header),
-    `|${widths.map((width, column) => (column >= rightFrom ? `${'-'.repeat(width + 1)}:` : `:${'-'.repeat(width + 1)}`)).join('|')}|`,
-    ...rows.map(line),
-  ].join('\n');
-}
 
 // ---------------------------------------------------------------------------
 // Processes, ports, quiet machine
@@ -1398,13 +1386,13 @@ async function main(): Promise<void> {
         `after ${options.warmup} warm-up (live-SQL rows: ${options.slowSamples} runs after 1 warm-up); times in ms, client-side; ` +
         '"others": cores used by other processes on the machine meanwhile.\n',
     );
-    console.log(table(header, rows));
+    console.log(markdownTable(header, rows));
     console.log('\nBare SQL for each case (pg, one connection, client-side time):');
     for (const result of results)
       console.log(`  ${result.label}:\n    ${result.sql.query.replace(/\n/g, '\n    ')}`);
     console.log('\nAlternatives, bare SQL (not what the service issues today):');
     console.log(
-      table(
+      markdownTable(
         ['query', 'p50', 'p95', 'max'],
         alternatives.map((alternative) => [
           alternative.label,
