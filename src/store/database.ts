@@ -76,19 +76,24 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
 }
 
 function openPostgres(url: string, poolSize: number): Database {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: 5_000,
+    // JIT compilation pays off for long analytical queries, and ours are short. On a large
+    // audit_events the planner's estimates put the rollup fold past jit_above_cost: at 5,000,000 rows
+    // each fold spent 0.78 s compiling for 13 ms of execution (bench/ingest), enough to keep a core
+    // busy and the rollups behind. Off for every connection of the pool, Prisma's included; set once
+    // connected and before the pool hands the connection out (a query queued behind it is deprecated
+    // in node-postgres 8 and refused in 9), not as a startup option, which connection poolers such
+    // as PgBouncer refuse. A server without the setting keeps its default.
+    onConnect: async (client) => {
+      await client.query('SET jit = off').catch(() => undefined);
+    },
+  });
   // An idle client losing its connection (PostgreSQL restarting) emits 'error' on
   // the pool; unhandled, that would end the process. The next query reports it.
   pool.on('error', () => undefined);
-  // JIT compilation pays off for long analytical queries, and ours are short. On a large
-  // audit_events the planner's estimates put the rollup fold past jit_above_cost: at 5,000,000 rows
-  // each fold spent 0.78 s compiling for 13 ms of execution (bench/ingest), enough to keep a core
-  // busy and the rollups behind. Off for every connection of the pool, Prisma's included; set after
-  // connecting (queued before the first query) rather than as a startup option, which connection
-  // poolers such as PgBouncer refuse. A server without the setting keeps its default.
-  pool.on('connect', (client) => {
-    client.query('SET jit = off').catch(() => undefined);
-  });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
 
   const sessionOf = (client: pg.PoolClient) => ({
