@@ -29,6 +29,9 @@ export interface WorkerOptions {
   /**
    * Called after each commit with the events it stored (not the redelivered ones
    * skipped), in seq order: the live feed's announcement. It must not throw.
+   * Called on the next turn of the event loop, once the next batch's write has
+   * gone out: building an announcement of a whole batch is milliseconds of work
+   * the database would otherwise wait on.
    */
   onCommitted?: (stored: StoredEvent[]) => void;
   onDeadLetter?: (reason: string, cause: 'unparseable' | 'unstorable') => void;
@@ -69,6 +72,8 @@ export function createWorker(options: WorkerOptions) {
   let running: Promise<void> | undefined;
   /** Acknowledgements of committed batches, chained in commit order. */
   let acknowledging: Promise<void> = Promise.resolve();
+  /** The latest commit callback not yet run; callbacks run in commit order. */
+  let announcing: Promise<void> = Promise.resolve();
 
   /** Retries `operation` while it fails transiently; gives up only when a draining stop's deadline passes. */
   async function withRetry<T>(
@@ -102,7 +107,18 @@ export function createWorker(options: WorkerOptions) {
           const startedAt = performance.now();
           const { stored } = await store.insertBatch(prepared ?? items.map((item) => item.event));
           seconds = (performance.now() - startedAt) / 1000;
-          if (stored.length > 0) options.onCommitted?.(stored);
+          const { onCommitted } = options;
+          if (stored.length > 0 && onCommitted) {
+            announcing = new Promise((resolve) =>
+              setImmediate(() => {
+                try {
+                  onCommitted(stored);
+                } finally {
+                  resolve();
+                }
+              }),
+            );
+          }
         },
         isTransientStoreError,
       );
@@ -274,7 +290,9 @@ export function createWorker(options: WorkerOptions) {
       if (running) return;
       logger.info({ consumer: consumerName, batchSize }, 'worker started');
       // Stopped once every committed batch's acknowledgement has landed or been given up on.
-      running = loop().then(() => acknowledging);
+      running = loop()
+        .then(() => acknowledging)
+        .then(() => announcing);
     },
     /**
      * Stops reading, finishes the batch in hand, and resolves. A batch still

@@ -213,6 +213,52 @@ for (const [name, open] of Object.entries(openers)) {
       expect(await store.countByIds(events.map((event) => event.id))).toBe(30);
     });
 
+    it("sends the next batch's write before announcing the batch before, and announces every batch, in order, before it stops", async () => {
+      const { queue, store } = await setup();
+      const events = Array.from({ length: 30 }, (_, n) => queued({ payload: { n } }));
+      const steps: string[] = [];
+      let secondPrepared: () => void = () => undefined;
+      const prepared = new Promise<void>((resolve) => (secondPrepared = resolve));
+      let preparations = 0;
+      let writes = 0;
+      const worker = createWorker({
+        queue,
+        store: {
+          prepareBatch: (batch) => {
+            preparations += 1;
+            if (preparations === 2) secondPrepared();
+            return store.prepareBatch(batch);
+          },
+          insertBatch: async (batch) => {
+            writes += 1;
+            steps.push(`write ${writes}`);
+            // The first write ends only once the second batch waits, ready, behind it.
+            if (writes === 1) await prepared;
+            return store.insertBatch(batch);
+          },
+        },
+        logger: createLogger({ level: 'silent' }),
+        consumerName: 'announce-after-next-write',
+        batchSize: 10,
+        claimIdleMs: 60_000,
+        blockMs: 50,
+        onCommitted: (stored) => steps.push(`announce ${stored.map((event) => event.seq).join(',')}`),
+      });
+      cleanups.push(() => worker.stop(1000));
+      await queue.enqueue(events.map((event) => JSON.stringify(event)));
+      worker.start();
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      await worker.stop(5000);
+
+      expect(steps.slice(0, 3)).toEqual(['write 1', 'write 2', expect.stringMatching(/^announce /)]);
+      const announced = steps
+        .filter((step) => step.startsWith('announce '))
+        .flatMap((step) => step.slice('announce '.length).split(','))
+        .map(Number);
+      expect(announced).toHaveLength(30);
+      expect(announced).toEqual([...announced].sort((a, b) => a - b));
+    });
+
     it('writes the next batch while the one before is still being acknowledged, and stops only once every acknowledgement landed', async () => {
       const { queue, store } = await setup();
       const events = Array.from({ length: 20 }, (_, n) => queued({ payload: { n } }));
