@@ -289,7 +289,8 @@ export function createWorker(options: WorkerOptions) {
     start(): void {
       if (running) return;
       logger.info({ consumer: consumerName, batchSize }, 'worker started');
-      // Stopped once every committed batch's acknowledgement has landed or been given up on.
+      // Stopped once every committed batch's acknowledgement has landed or been given up on, and its
+      // commit callback has run.
       running = loop()
         .then(() => acknowledging)
         .then(() => announcing);

@@ -115,6 +115,7 @@ for (const [name, open] of Object.entries(openers)) {
       queue: WorkerOptions['queue'],
       store: WorkerOptions['store'],
       events: readonly QueuedEvent[],
+      overrides: Partial<WorkerOptions> = {},
     ) => {
       const worker = createWorker({
         queue,
@@ -124,6 +125,7 @@ for (const [name, open] of Object.entries(openers)) {
         batchSize: 10,
         claimIdleMs: 60_000,
         blockMs: 50,
+        ...overrides,
       });
       cleanups.push(() => worker.stop(1000));
       await queue.enqueue(events.map((event) => JSON.stringify(event)));
@@ -221,9 +223,10 @@ for (const [name, open] of Object.entries(openers)) {
       const prepared = new Promise<void>((resolve) => (secondPrepared = resolve));
       let preparations = 0;
       let writes = 0;
-      const worker = createWorker({
+      const worker = await startWrapped(
+        'announce-after-next-write',
         queue,
-        store: {
+        {
           prepareBatch: (batch) => {
             preparations += 1;
             if (preparations === 2) secondPrepared();
@@ -237,16 +240,9 @@ for (const [name, open] of Object.entries(openers)) {
             return store.insertBatch(batch);
           },
         },
-        logger: createLogger({ level: 'silent' }),
-        consumerName: 'announce-after-next-write',
-        batchSize: 10,
-        claimIdleMs: 60_000,
-        blockMs: 50,
-        onCommitted: (stored) => steps.push(`announce ${stored.map((event) => event.seq).join(',')}`),
-      });
-      cleanups.push(() => worker.stop(1000));
-      await queue.enqueue(events.map((event) => JSON.stringify(event)));
-      worker.start();
+        events,
+        { onCommitted: (stored) => steps.push(`announce ${stored.map((event) => event.seq).join(',')}`) },
+      );
       await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
       await worker.stop(5000);
 
