@@ -74,7 +74,7 @@ export function leafHashOf(event: EventLike): Buffer {
  * {@link leafHashOf} split where the store learns an event's last two fields:
  * everything but `seq` and `persistedAt` (the payload's canonical form is the
  * costly part) is serialized now, before the insert takes its lock, and the
- * returned function finishes the same RFC 8785 text and hashes it (hex). The fields
+ * returned function finishes the same RFC 8785 text and hashes it. The fields
  * are written in canonical key order: apiKeyId, clientTime, eventType, id,
  * payload, persistedAt, receivedAt, seq, sessionId.
  */
@@ -82,7 +82,7 @@ export function prepareLeafHash(
   record: Omit<LeafRecord, 'seq' | 'persistedAt'>,
   /** `canonicalize(record.payload)`, when the caller has it already. */
   canonicalPayload: string = canonicalize(record.payload),
-): (seq: string, persistedAt: string) => string {
+): (seq: string, persistedAt: string) => Buffer {
   const head =
     `{"apiKeyId":${canonicalize(record.apiKeyId)},"clientTime":${canonicalize(record.clientTime)}` +
     `,"eventType":${canonicalize(record.eventType)},"id":${canonicalize(record.id)}` +
@@ -90,14 +90,14 @@ export function prepareLeafHash(
   const receivedAt = canonicalize(record.receivedAt);
   const sessionId = canonicalize(record.sessionId);
   return (seq, persistedAt) =>
-    sha256Hex(
+    sha256(
       `\u0000${head}${JSON.stringify(persistedAt)},"receivedAt":${receivedAt},"seq":${JSON.stringify(seq)},"sessionId":${sessionId}}`,
     );
 }
 
-// One call, no Hash object, hex out (Node 20.12+): this runs for every event
-// stored, between the insert's two round trips. U+0000 is the 0x00 leaf prefix in UTF-8.
-const sha256Hex: (text: string) => string =
+// One call, no Hash object (Node 20.12+): this runs for every event stored, between the
+// insert's two round trips. U+0000 is the 0x00 leaf prefix in UTF-8.
+const sha256: (text: string) => Buffer =
   typeof crypto.hash === 'function'
-    ? (text) => crypto.hash('sha256', text, 'hex')
-    : (text) => createHash('sha256').update(text, 'utf8').digest('hex');
+    ? (text) => crypto.hash('sha256', text, 'buffer')
+    : (text) => createHash('sha256').update(text, 'utf8').digest();

@@ -342,10 +342,10 @@ export function createEventStore(db: Database) {
     const seqs = fresh.map((_, offset) => (firstSeq + BigInt(offset)).toString());
     // One bytea of every 32-byte hash, sliced by the statement: a text[] of 1,000 hex strings cost
     // the server an array parse and a decode per row. A Buffer, as PGlite takes no hex text for bytea.
-    let leafHexes = '';
-    for (let index = 0; index < fresh.length; index += 1)
-      leafHexes += fresh[index]!.leafHash(seqs[index]!, persistedAt);
-    const leafHashes = Buffer.from(leafHexes, 'hex');
+    const leafHashes = Buffer.concat(
+      fresh.map((candidate, index) => candidate.leafHash(seqs[index]!, persistedAt)),
+      fresh.length * 32,
+    );
 
     const inserting = tx.query<{ inserted: number }>(insertStatement(), [
       columns.ids,

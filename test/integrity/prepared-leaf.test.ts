@@ -21,7 +21,9 @@ describe('the insert path’s split leaf hash', () => {
     fc.assert(
       fc.property(leafRecord, (record) => {
         const { seq, persistedAt, ...rest } = record;
-        expect(prepareLeafHash(rest)(seq, persistedAt)).toBe(leafHashOf(record).toString('hex'));
+        expect(prepareLeafHash(rest)(seq, persistedAt).toString('hex')).toBe(
+          leafHashOf(record).toString('hex'),
+        );
       }),
       { numRuns: 2000 },
     );
