@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
 import { createMemoryQueue } from '../../src/queue/memory-queue.js';
 import { createRedisQueue } from '../../src/queue/redis-queue.js';
+import { eventually } from '../support/app.js';
 import { REDIS_URL, redisAvailable, uniqueStream } from '../support/services.js';
 import { eventQueueContract } from './event-queue.contract.js';
 
@@ -45,6 +46,40 @@ describe.skipIf(!redisAvailable)('Redis Streams queue, enqueues sharing one scri
     } finally {
       await other.del(stream);
       other.disconnect();
+      await queue.close();
+    }
+  });
+
+  it("sends a turn's enqueues as soon as they hold 16 bodies, never splitting one, and the next turn's apart", async () => {
+    const stream = uniqueStream('queue');
+    streams.push(stream, `${stream}:dead`);
+    const queue = await createRedisQueue({ url: REDIS_URL, stream, maxLength: 1000 });
+    await queue.enqueue(['loads the script']);
+    const monitor = await new Redis(REDIS_URL).monitor();
+    // The script's arguments after the stream and the high-water mark: per enqueue, its count then its bodies.
+    const calls: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval/i.test(args[0] ?? '') && args[3] === stream) calls.push(args.slice(5));
+    });
+    try {
+      const singles = Array.from({ length: 40 }, (_, index) => queue.enqueue([`s${index}`]));
+      const large = queue.enqueue(Array.from({ length: 20 }, (_, index) => `l${index}`));
+      const nextTurn = new Promise<void>((resolve, reject) =>
+        setImmediate(() => queue.enqueue(['a']).then(resolve, reject)),
+      );
+      await Promise.all([...singles, large, nextTurn]);
+      await eventually(async () => (calls.length >= 4 ? true : undefined), 2000, 'the monitored calls');
+      const singleArgs = (from: number, count: number) =>
+        Array.from({ length: count }, (_, index) => ['1', `s${from + index}`]).flat();
+      expect(calls).toEqual([
+        singleArgs(0, 16),
+        singleArgs(16, 16),
+        // An enqueue is never split: the large one rides with the 8 gathered before it.
+        [...singleArgs(32, 8), '20', ...Array.from({ length: 20 }, (_, index) => `l${index}`)],
+        ['1', 'a'],
+      ]);
+    } finally {
+      monitor.disconnect();
       await queue.close();
     }
   });
