@@ -20,7 +20,7 @@ import { createOperationalRoutes, createRestRoutes, type ReadinessCheck } from '
 import { createEventQueries } from '../query/event-queries.js';
 import { createIngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../observability/logger.js';
-import { boundedLabel, type Metrics } from '../observability/metrics.js';
+import { boundedLabel, type Metrics, type TallyCounter } from '../observability/metrics.js';
 import { createApiKeyService } from '../security/api-keys.js';
 import { createAuthenticator, type KnownKey } from '../security/authenticate.js';
 import { createRequestLimiter } from '../security/rate-limit.js';
@@ -67,15 +67,14 @@ export async function startApi(
 ): Promise<RunningRole & { ports: number[] }> {
   const { config, logger, backends, metrics } = deps;
   const modelLabel = boundedLabel(50);
-  // One label child per event type, looked up once rather than hashed per event.
-  const eventCounters = new Map<string, { inc(): void }>();
+  const eventCounters = new Map<string, TallyCounter>();
   const ingest = createIngestService({
     queue: backends.queue,
     loggingEnabled: config.loggingEnabled,
     onAccepted: (event) => {
       let counter = eventCounters.get(event.eventType);
       if (!counter) {
-        counter = metrics.logEvents.labels({ event_type: event.eventType });
+        counter = metrics.logEvents.tally({ event_type: event.eventType });
         eventCounters.set(event.eventType, counter);
       }
       counter.inc();

@@ -2,6 +2,7 @@ import { badRequest, type FieldProblem } from '../errors.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import type { Principal } from '../security/authenticate.js';
 import { payloadFieldsValid, payloadSchemas } from './catalog.js';
+import { createIsoClock } from './clock.js';
 import { uuidv7 } from './uuid7.js';
 import {
   logRequestSchema,
@@ -19,7 +20,8 @@ export interface IngestServiceDeps {
   queue: EventQueue;
   /** The spec's LOGGING_ENABLED: when false, events are validated and acknowledged but not kept. */
   loggingEnabled: boolean;
-  now?: () => Date;
+  /** The current time as ISO 8601 text. */
+  nowIso?: () => string;
   /** Called for each event once the queue holds it (metrics). */
   onAccepted?: (event: QueuedEvent) => void;
 }
@@ -32,7 +34,7 @@ export interface IngestServiceDeps {
 export function createIngestService({
   queue,
   loggingEnabled,
-  now = () => new Date(),
+  nowIso = createIsoClock(),
   onAccepted,
 }: IngestServiceDeps) {
   const enqueue = async (events: readonly QueuedEvent[]) => {
@@ -85,7 +87,7 @@ export function createIngestService({
      * SERVICE_UNAVAILABLE (with a retry delay) when the queue cannot take it.
      */
     async accept(body: unknown, principal: Principal): Promise<AcceptedEvent> {
-      const prepared = prepare(body, principal, now().toISOString());
+      const prepared = prepare(body, principal, nowIso());
       if (!prepared.ok) throw invalidEvent(prepared.problems);
       const { event } = prepared;
       await enqueue([event]);
@@ -101,7 +103,7 @@ export function createIngestService({
       bodies: readonly unknown[],
       principal: Principal,
     ): Promise<Array<{ ok: true; id: string } | { ok: false; problems: FieldProblem[] }>> {
-      const receivedAt = now().toISOString();
+      const receivedAt = nowIso();
       const prepared = bodies.map((body) => prepare(body, principal, receivedAt));
       const events = prepared.flatMap((item) => (item.ok ? [item.event] : []));
       await enqueue(events);
@@ -113,7 +115,7 @@ export function createIngestService({
      * to guess which half of a batch landed.
      */
     async acceptMany(bodies: readonly unknown[], principal: Principal): Promise<AcceptedEvent[]> {
-      const receivedAt = now().toISOString();
+      const receivedAt = nowIso();
       const problems: FieldProblem[] = [];
       const events: QueuedEvent[] = [];
       bodies.forEach((body, index) => {
