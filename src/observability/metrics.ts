@@ -9,12 +9,6 @@ import {
 } from 'prom-client';
 import type { QueueStats } from '../queue/event-queue.js';
 
-/**
- * Every metric the service exports, on one registry per process (passed
- * explicitly, never the global one). The first five names are the spec's.
- * Help texts say what a rising value means. Label values are bounded: routes
- * come from the route table, models are capped (see {@link boundedLabel}).
- */
 /** One label set's count, as the hot path sees it. */
 export interface TallyCounter {
   inc(): void;
@@ -59,6 +53,12 @@ function talliedCounter<L extends string>(configuration: CounterConfiguration<L>
   });
 }
 
+/**
+ * Every metric the service exports, on one registry per process (passed
+ * explicitly, never the global one). The first five names are the spec's.
+ * Help texts say what a rising value means. Label values are bounded: routes
+ * come from the route table, models are capped (see {@link boundedLabel}).
+ */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
