@@ -30,6 +30,7 @@ import { NODE_FLAGS } from '../../bin/node-flags.mjs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { markdownTable } from '../support/table.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -447,18 +448,13 @@ async function main(): Promise<void> {
     `${result.rssHeldMiB} MiB`,
     `${result.rssEndMiB} MiB`,
   ]);
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)),
-  );
-  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ');
   console.log(
     `\nbench/live on ${os.cpus().length} cores, load ${os
       .loadavg()
       .map((value) => value.toFixed(2))
       .join(' ')}, ${durationS} s per scenario`,
   );
-  console.log(line(header));
-  for (const row of rows) console.log(line(row));
+  console.log(markdownTable(header, rows, 2));
   console.log('\nauditgraph against the bare ws server (delivered messages/s):');
   for (const plan of plans) {
     const ours = results.find((result) => result.scenario === plan.name && result.target === 'auditgraph');
