@@ -141,6 +141,18 @@ export function eventQueueContract(
       expect(entries.map((entry) => entry.body)).toEqual(['a', 'b', 'f', 'g']);
     });
 
+    it('holds the high-water mark exactly across many concurrent enqueues, taking the first ones', async () => {
+      const queue = await open(25);
+      const bodies = Array.from({ length: 40 }, (_, index) => `e${index}`);
+      const outcomes = await Promise.allSettled(bodies.map((body) => queue.enqueue([body])));
+      expect(outcomes.map((outcome) => outcome.status)).toEqual([
+        ...Array<string>(25).fill('fulfilled'),
+        ...Array<string>(15).fill('rejected'),
+      ]);
+      const entries = await queue.read('c', 100, 100);
+      expect(entries.map((entry) => entry.body)).toEqual(bodies.slice(0, 25));
+    });
+
     it('moves a dead letter aside with its body and reason, out of the live queue', async () => {
       const queue = await open();
       await queue.enqueue(['poison', 'fine']);
