@@ -71,8 +71,8 @@ interface PendingEnqueue {
  * Redis Streams with one consumer group. Producers and the worker's commands
  * share one connection; blocking reads get their own, so a worker waiting for
  * entries never stalls a producer behind it. Not auto-pipelined: enqueues are
- * gathered per event-loop turn already, and ioredis's pipelining of that one
- * call per turn cost the API more than it saved.
+ * gathered already (see FLUSH_AT_BODIES), and ioredis's pipelining, measured
+ * when there was one call per turn, cost the API more than it saved.
  */
 export async function createRedisQueue(options: RedisQueueOptions): Promise<EventQueue> {
   const group = options.group ?? 'auditgraph-workers';

@@ -107,7 +107,7 @@ const decide = (count: number, limit: number, resetMs: number): RateLimitDecisio
  * still learns exactly where it falls and replicas still share one limit.
  */
 export async function createRedisRateLimiter(url: string, prefix: string): Promise<RateLimiter> {
-  // Not auto-pipelined: hits are gathered per event-loop turn already (see redis-queue.ts).
+  // Not auto-pipelined: hits are gathered per event-loop turn already (as enqueues are, see redis-queue.ts).
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
