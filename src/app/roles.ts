@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createAnalyticsService } from '../analytics/analytics-service.js';
 import type { Config } from '../config/index.js';
 import { createAnalyticsRoutes } from '../http/analytics-routes.js';
+import { createDeadLetterRoutes } from '../http/dead-letter-routes.js';
 import { createIntegrityRoutes } from '../http/integrity-routes.js';
 import type { SigningKey } from '../integrity/keys.js';
 import { startIntegrityLoops } from '../integrity/loops.js';
@@ -155,6 +156,7 @@ export async function startApi(
       ...createRestRoutes({ ingest, events, version: VERSION }),
       ...createAnalyticsRoutes(analytics),
       ...createIntegrityRoutes(services.integrity!),
+      ...createDeadLetterRoutes(backends.queue),
       ...createOperationalRoutes({
         version: VERSION,
         readiness: readinessChecks(backends),

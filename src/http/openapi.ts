@@ -239,6 +239,66 @@ export function buildOpenApiDocument(version: string) {
         'Review and syntax-analysis durations, events per hour, pipeline lag',
       ),
       ...integrityOpenApiPaths,
+      '/dead-letters': {
+        get: {
+          summary:
+            'Events a worker could never store, newest first: each with its id, original_id, failed_at, reason and the queued entry as it was (body)',
+          security: [{ apiKey: [] }, { bearer: [] }],
+          parameters: [
+            {
+              name: 'limit',
+              in: 'query',
+              required: false,
+              schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+            },
+          ],
+          responses: {
+            '200': {
+              description: '`{ dead_letters, count, total }`',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+            '400': errorResponse('`limit` is malformed or out of range.'),
+            '401': errorResponse('Missing or unknown API key.'),
+            '403': errorResponse("The key lacks the 'admin' scope."),
+          },
+        },
+      },
+      '/dead-letters/replay': {
+        post: {
+          summary:
+            'Put dead letters back in the queue, in the order given, once their cause is fixed (safe to repeat: storing is idempotent on the event id)',
+          security: [{ apiKey: [] }, { bearer: [] }],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['ids'],
+                  additionalProperties: false,
+                  properties: {
+                    ids: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string' } },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            '200': {
+              description: '`{ replayed, missing }`: the ids put back, and those that are not dead letters',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+            '400': errorResponse(
+              'The body is not `{"ids": [...]}` with 1 to 1000 ids; `fields` names the problem.',
+            ),
+            '401': errorResponse('Missing or unknown API key.'),
+            '403': errorResponse("The key lacks the 'admin' scope."),
+            '503': errorResponse(
+              'The queue cannot take them all (QUEUE_FULL, with Retry-After): none was moved.',
+            ),
+          },
+        },
+      },
       '/health': { get: { summary: 'Liveness', responses: { '200': { description: 'Alive' } } } },
       '/health/ready': {
         get: {

@@ -23,7 +23,16 @@ export interface EventQueue {
   ack(ids: readonly string[]): Promise<void>;
   /** Moves an entry that can never be stored aside, keeping its body and the reason. */
   deadLetter(entry: QueueEntry, reason: string): Promise<void>;
+  /** The newest dead letters first. */
   listDeadLetters(limit: number): Promise<DeadLetter[]>;
+  /**
+   * Puts dead letters back in the live queue, each as a new entry with its
+   * body, in the order asked, and removes them from the dead letters, atomically: for an operator,
+   * once the cause is fixed. Safe to repeat, as the store is idempotent on the
+   * event id. Ids that are not dead letters (or not ids) come back as `missing`.
+   * @throws AppError QUEUE_FULL when the queue cannot take them all: none moves.
+   */
+  replayDeadLetters(ids: readonly string[]): Promise<{ replayed: string[]; missing: string[] }>;
   stats(): Promise<QueueStats>;
   /** Wakes blocked readers and releases connections. */
   close(): Promise<void>;
@@ -50,6 +59,9 @@ export interface QueueStats {
   /** Age of the oldest entry not yet acknowledged, or null when there is none. */
   oldestAgeMs: number | null;
 }
+
+/** The shape of an entry id, a Redis stream id: `<ms>-<seq>`. */
+export const ENTRY_ID = /^\d{1,20}-\d{1,20}$/;
 
 /** The time part of a stream-style entry id (`<ms>-<seq>`). */
 export const entryTimeMs = (id: string): number => Number(id.slice(0, id.indexOf('-')));

@@ -57,13 +57,18 @@ export function createMemoryQueue(options: { maxLength: number; now?: () => numb
     return batch;
   };
 
+  /** @throws AppError QUEUE_FULL, having appended none of them. */
+  const append = (bodies: readonly string[]) => {
+    if (depth() + bodies.length > options.maxLength) throw queueFull(QUEUE_FULL_RETRY_AFTER_SECONDS);
+    for (const body of bodies) waiting.push({ id: nextId(), body });
+    const readers = wakeReaders;
+    wakeReaders = [];
+    for (const wake of readers) wake();
+  };
+
   return {
     async enqueue(bodies) {
-      if (depth() + bodies.length > options.maxLength) throw queueFull(QUEUE_FULL_RETRY_AFTER_SECONDS);
-      for (const body of bodies) waiting.push({ id: nextId(), body });
-      const readers = wakeReaders;
-      wakeReaders = [];
-      for (const wake of readers) wake();
+      append(bodies);
     },
 
     async read(consumer, max, blockMs) {
@@ -123,6 +128,18 @@ export function createMemoryQueue(options: { maxLength: number; now?: () => numb
 
     async listDeadLetters(limit) {
       return deadLetters.slice(-limit).reverse();
+    },
+
+    async replayDeadLetters(ids) {
+      const wanted = new Set(ids);
+      const byId = new Map(deadLetters.map((letter) => [letter.id, letter]));
+      const replaying = [...wanted].flatMap((id) => byId.get(id) ?? []);
+      append(replaying.map((letter) => letter.body));
+      const replayed = new Set(replaying.map((letter) => letter.id));
+      for (let index = deadLetters.length - 1; index >= 0; index -= 1) {
+        if (replayed.has(deadLetters[index]!.id)) deadLetters.splice(index, 1);
+      }
+      return { replayed: [...replayed], missing: [...wanted].filter((id) => !replayed.has(id)) };
     },
 
     async stats(): Promise<QueueStats> {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { queueFull, serviceUnavailable } from '../errors.js';
 import {
+  ENTRY_ID,
   entryTimeMs,
   QUEUE_FULL_RETRY_AFTER_SECONDS,
   type DeadLetter,
@@ -42,6 +43,38 @@ end
 return answer
 `;
 
+// Dead letters back into the live stream, as new entries, all or none: KEYS[1] the stream,
+// KEYS[2] the dead-letter stream, ARGV[1] the high-water mark, then the dead letters' ids (in the
+// stream id format: XRANGE refuses anything else). Answers {replayed ids, missing ids}, or
+// {-1} when the stream cannot take them all.
+const REPLAY_DEAD_LETTERS = `
+local found = {}
+local missing = {}
+local seen = {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if not seen[id] then
+    seen[id] = true
+    local entry = redis.call('XRANGE', KEYS[2], id, id)[1]
+    local body
+    if entry then
+      for f = 1, #entry[2], 2 do
+        if entry[2][f] == 'e' then body = entry[2][f + 1] end
+      end
+    end
+    if body then found[#found + 1] = {id, body} else missing[#missing + 1] = id end
+  end
+end
+if redis.call('XLEN', KEYS[1]) + #found > tonumber(ARGV[1]) then return {-1} end
+local replayed = {}
+for _, letter in ipairs(found) do
+  redis.call('XADD', KEYS[1], '*', 'e', letter[2])
+  redis.call('XDEL', KEYS[2], letter[1])
+  replayed[#replayed + 1] = letter[1]
+end
+return {replayed, missing}
+`;
+
 /**
  * Bodies gathered before their call goes out, without waiting for the end of the turn. Under load
  * one poll phase reads dozens of requests: sending the first ones while the rest are still being
@@ -54,6 +87,12 @@ const FLUSH_AT_BODIES = 16;
 type StreamReply = Array<[stream: string, entries: Array<[id: string, fields: string[]] | null>]> | null;
 
 interface BoundedRedis extends Redis {
+  replayDeadLetters(
+    stream: string,
+    deadStream: string,
+    maxLength: number,
+    ...ids: string[]
+  ): Promise<[replayed: string[], missing: string[]] | [-1]>;
   enqueueBounded(
     stream: string,
     maxLength: number,
@@ -87,6 +126,7 @@ export async function createRedisQueue(options: RedisQueueOptions): Promise<Even
   };
   const commands = new Redis(options.url, connection) as BoundedRedis;
   commands.defineCommand('enqueueBounded', { numberOfKeys: 1, lua: ENQUEUE_BOUNDED });
+  commands.defineCommand('replayDeadLetters', { numberOfKeys: 2, lua: REPLAY_DEAD_LETTERS });
   let blocking: Redis | undefined;
   // A connection error would otherwise be an unhandled 'error' event; the
   // failures that matter surface on the commands themselves.
@@ -252,6 +292,21 @@ export async function createRedisQueue(options: RedisQueueOptions): Promise<Even
           failedAt: field('failed_at'),
         };
       });
+    },
+
+    async replayDeadLetters(ids) {
+      const wellFormed = ids.filter((id) => ENTRY_ID.test(id));
+      const malformed = ids.filter((id) => !ENTRY_ID.test(id));
+      if (wellFormed.length === 0) return { replayed: [], missing: [...new Set(malformed)] };
+      const answer = await commands.replayDeadLetters(
+        options.stream,
+        deadStream,
+        options.maxLength,
+        ...wellFormed,
+      );
+      if (answer[0] === -1) throw queueFull(QUEUE_FULL_RETRY_AFTER_SECONDS);
+      const [replayed, missing] = answer as [string[], string[]];
+      return { replayed, missing: [...missing, ...new Set(malformed)] };
     },
 
     async stats(): Promise<QueueStats> {

@@ -166,5 +166,38 @@ export function eventQueueContract(
       expect(await queue.readPending('c', 10)).toEqual([]);
       expect((await queue.read('c', 10, 100)).map((entry) => entry.body)).toEqual(['fine']);
     });
+
+    it('replays dead letters into the live queue as new entries in the order asked, and names the ids it did not find', async () => {
+      const queue = await open();
+      await queue.enqueue(['one', 'two', 'three']);
+      const entries = await queue.read('c', 3, 100);
+      for (const entry of entries) await queue.deadLetter(entry, 'cannot be stored');
+      const letters = await queue.listDeadLetters(10);
+      expect(letters.map((letter) => letter.body)).toEqual(['three', 'two', 'one']);
+      const [three, , one] = letters;
+
+      const answer = await queue.replayDeadLetters([three!.id, one!.id, three!.id, '1-999', 'not an id']);
+      expect(answer.replayed).toEqual([three!.id, one!.id]);
+      expect([...answer.missing].sort()).toEqual(['1-999', 'not an id']);
+      expect((await queue.listDeadLetters(10)).map((letter) => letter.body)).toEqual(['two']);
+      const replayed = await queue.read('c', 10, 100);
+      expect(replayed.map((entry) => entry.body)).toEqual(['three', 'one']);
+      expect(replayed.map((entry) => entry.id)).not.toContain(one!.originalId);
+      expect(await queue.stats()).toMatchObject({ depth: 2, deadLetters: 1 });
+      expect(await queue.replayDeadLetters([one!.id])).toEqual({ replayed: [], missing: [one!.id] });
+    });
+
+    it('replays nothing when the queue cannot take every letter asked for', async () => {
+      const queue = await open(3);
+      await queue.enqueue(['a', 'b']);
+      for (const entry of await queue.read('c', 2, 100)) await queue.deadLetter(entry, 'cannot be stored');
+      await queue.enqueue(['c', 'd']);
+      const ids = (await queue.listDeadLetters(10)).map((letter) => letter.id);
+      const refused = await queue.replayDeadLetters(ids).catch((error: unknown) => error);
+      expect((refused as AppError).code).toBe('QUEUE_FULL');
+      expect(await queue.stats()).toMatchObject({ depth: 2, deadLetters: 2 });
+      expect(await queue.replayDeadLetters(ids.slice(0, 1))).toMatchObject({ replayed: ids.slice(0, 1) });
+      expect(await queue.stats()).toMatchObject({ depth: 3, deadLetters: 1 });
+    });
   });
 }

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { badRequest } from '../errors.js';
+import type { EventQueue } from '../queue/event-queue.js';
+import { parseQuery } from './query-params.js';
+import type { Route } from './server.js';
+
+const listQuerySchema = z.strictObject({
+  limit: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be between 1 and 1000')
+    .max(1000, 'must be between 1 and 1000')
+    .default(50),
+});
+
+const replayBodySchema = z.strictObject({
+  ids: z
+    .array(z.string({ error: 'must be a dead letter id (text)' }).max(64, 'is too long for an id'), {
+      error: 'must be an array of dead letter ids',
+    })
+    .min(1, 'must hold 1 to 1000 ids')
+    .max(1000, 'must hold 1 to 1000 ids'),
+});
+
+/**
+ * The dead letters, for an operator (admin scope): events a worker could never
+ * store, set aside with the reason. Served by the API process, so the embedded
+ * mode's in-process queue can be inspected too.
+ * - `GET /dead-letters?limit=`: the newest first, with the queued entry as it was;
+ * - `POST /dead-letters/replay` `{"ids": [...]}`: back into the queue once the cause is fixed.
+ * @throws AppError BAD_REQUEST naming the parameter or field, QUEUE_FULL when a replay does not fit.
+ */
+export function createDeadLetterRoutes(queue: EventQueue): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/dead-letters',
+      scope: 'admin',
+      async handle({ url }) {
+        const { limit } = parseQuery(listQuerySchema, url.searchParams);
+        const [letters, stats] = await Promise.all([queue.listDeadLetters(limit), queue.stats()]);
+        return {
+          status: 200,
+          body: {
+            dead_letters: letters.map((letter) => ({
+              id: letter.id,
+              original_id: letter.originalId,
+              failed_at: letter.failedAt,
+              reason: letter.reason,
+              body: letter.body,
+            })),
+            count: letters.length,
+            total: stats.deadLetters,
+          },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/dead-letters/replay',
+      scope: 'admin',
+      async handle(context) {
+        const parsed = replayBodySchema.safeParse(await context.readJson());
+        if (!parsed.success) {
+          const problems = parsed.error.issues.map((issue) => ({
+            field: issue.path.map(String).join('.') || '(body)',
+            message:
+              issue.code === 'unrecognized_keys' ? `unknown field ${issue.keys.join(', ')}` : issue.message,
+          }));
+          throw badRequest(
+            `Invalid replay request: ${problems.map((problem) => `${problem.field} ${problem.message}`).join('; ')}`,
+            problems,
+          );
+        }
+        const { replayed, missing } = await queue.replayDeadLetters(parsed.data.ids);
+        return { status: 200, body: { replayed, missing } };
+      },
+    },
+  ];
+}
