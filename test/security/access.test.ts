@@ -44,6 +44,12 @@ const OPERATIONS: Operation[] = [
   { name: 'GET /analytics/usage', scope: 'read', call: rest('GET', '/analytics/usage') },
   { name: 'GET /analytics/llm', scope: 'read', call: rest('GET', '/analytics/llm') },
   { name: 'GET /analytics/performance', scope: 'read', call: rest('GET', '/analytics/performance') },
+  { name: 'GET /dead-letters', scope: 'admin', call: rest('GET', '/dead-letters') },
+  {
+    name: 'POST /dead-letters/replay',
+    scope: 'admin',
+    call: rest('POST', '/dead-letters/replay', { ids: ['1-1'] }),
+  },
   {
     name: 'logEvent',
     scope: 'ingest',
