@@ -19,6 +19,7 @@ import { createLiveFeed } from '../live/live-feed.js';
 import { createHttpApp } from '../http/server.js';
 import { createOperationalRoutes, createRestRoutes, type ReadinessCheck } from '../http/routes.js';
 import { createEventQueries } from '../query/event-queries.js';
+import { createDeadLetterService } from '../ingest/dead-letters.js';
 import { createIngestService } from '../ingest/ingest-service.js';
 import type { Logger } from '../observability/logger.js';
 import { boundedLabel, type Metrics, type TallyCounter } from '../observability/metrics.js';
@@ -109,12 +110,14 @@ export async function startApi(
       .catch((error: unknown) => logger.warn({ err: error }, 'recording key use failed'));
   }, 10_000);
   flushLastUsed.unref();
+  const deadLetters = createDeadLetterService(backends.queue);
   const services: GraphQLServices = {
     authenticator,
     ingest,
     events,
     analytics,
     apiKeys,
+    deadLetters,
     limitRequest,
     limitField: createFieldLimiter(backends.rateLimiter.fieldStore),
     onForbidden: () => metrics.authFailures.inc({ reason: 'scope' }),
@@ -156,7 +159,7 @@ export async function startApi(
       ...createRestRoutes({ ingest, events, version: VERSION }),
       ...createAnalyticsRoutes(analytics),
       ...createIntegrityRoutes(services.integrity!),
-      ...createDeadLetterRoutes(backends.queue),
+      ...createDeadLetterRoutes(deadLetters),
       ...createOperationalRoutes({
         version: VERSION,
         readiness: readinessChecks(backends),

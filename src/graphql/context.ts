@@ -10,6 +10,7 @@ import { toAppError } from '../http/error-response.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventFilter, EventQueries } from '../query/event-queries.js';
 import { requireScopeOf, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';
+import type { DeadLetterService } from '../ingest/dead-letters.js';
 
 /** What every resolver receives: who is calling, and the services it may use. */
 export interface GraphQLContext {
@@ -18,6 +19,7 @@ export interface GraphQLContext {
   events: EventQueries;
   analytics: AnalyticsService;
   apiKeys: ApiKeyService;
+  deadLetters: DeadLetterService;
   /** Tamper evidence (src/integrity); absent where a process serves no integrity fields. */
   integrity?: IntegrityService | undefined;
   /** Per-key limits on expensive fields (graphql-rate-limit). */
@@ -41,6 +43,7 @@ export interface GraphQLServices {
   events: EventQueries;
   analytics: AnalyticsService;
   apiKeys: ApiKeyService;
+  deadLetters: DeadLetterService;
   /** Tamper evidence (src/integrity); absent where a process serves no integrity fields. */
   integrity?: IntegrityService | undefined;
   limitField: FieldLimiter;
@@ -82,6 +85,7 @@ export function contextOf(
     events: services.events,
     analytics: services.analytics,
     apiKeys: services.apiKeys,
+    deadLetters: services.deadLetters,
     integrity: services.integrity,
     limitField: services.limitField,
     onForbidden: services.onForbidden,

@@ -92,6 +92,10 @@ export const resolvers: Resolvers = {
       requireScope(context, 'admin');
       return context.apiKeys.list();
     },
+    async deadLetters(_parent, { limit }, context) {
+      requireScope(context, 'admin');
+      return context.deadLetters.list(limit);
+    },
     async analytics(parent, args, context, info) {
       const { days } = args;
       requireScope(context, 'read');
@@ -160,6 +164,10 @@ export const resolvers: Resolvers = {
     async revokeApiKey(_parent, { id }, context) {
       requireScope(context, 'admin');
       return context.apiKeys.revoke(String(id));
+    },
+    async replayDeadLetters(_parent, { ids }, context) {
+      requireScope(context, 'admin');
+      return context.deadLetters.replay(ids.map(String));
     },
     async logEvents(parent, args, context, info) {
       const { inputs } = args;

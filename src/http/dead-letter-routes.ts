@@ -1,36 +1,26 @@
 import { z } from 'zod';
 import { badRequest } from '../errors.js';
-import type { EventQueue } from '../queue/event-queue.js';
+import type { DeadLetterService } from '../ingest/dead-letters.js';
 import { parseQuery } from './query-params.js';
 import type { Route } from './server.js';
 
 const listQuerySchema = z.strictObject({
-  limit: z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(1, 'must be between 1 and 1000')
-    .max(1000, 'must be between 1 and 1000')
-    .default(50),
+  limit: z.coerce.number({ error: 'must be a number' }).default(50),
 });
 
 const replayBodySchema = z.strictObject({
-  ids: z
-    .array(z.string({ error: 'must be a dead letter id (text)' }).max(64, 'is too long for an id'), {
-      error: 'must be an array of dead letter ids',
-    })
-    .min(1, 'must hold 1 to 1000 ids')
-    .max(1000, 'must hold 1 to 1000 ids'),
+  ids: z.array(z.string({ error: 'must be a dead letter id (text)' }).max(64, 'is too long for an id'), {
+    error: 'must be an array of dead letter ids',
+  }),
 });
 
 /**
- * The dead letters, for an operator (admin scope): events a worker could never
- * store, set aside with the reason. Served by the API process, so the embedded
- * mode's in-process queue can be inspected too.
+ * The dead letters over REST (admin scope), for an operator:
  * - `GET /dead-letters?limit=`: the newest first, with the queued entry as it was;
  * - `POST /dead-letters/replay` `{"ids": [...]}`: back into the queue once the cause is fixed.
  * @throws AppError BAD_REQUEST naming the parameter or field, QUEUE_FULL when a replay does not fit.
  */
-export function createDeadLetterRoutes(queue: EventQueue): Route[] {
+export function createDeadLetterRoutes(deadLetters: DeadLetterService): Route[] {
   return [
     {
       method: 'GET',
@@ -38,7 +28,7 @@ export function createDeadLetterRoutes(queue: EventQueue): Route[] {
       scope: 'admin',
       async handle({ url }) {
         const { limit } = parseQuery(listQuerySchema, url.searchParams);
-        const [letters, stats] = await Promise.all([queue.listDeadLetters(limit), queue.stats()]);
+        const { letters, total } = await deadLetters.list(limit);
         return {
           status: 200,
           body: {
@@ -50,7 +40,7 @@ export function createDeadLetterRoutes(queue: EventQueue): Route[] {
               body: letter.body,
             })),
             count: letters.length,
-            total: stats.deadLetters,
+            total,
           },
         };
       },
@@ -72,8 +62,7 @@ export function createDeadLetterRoutes(queue: EventQueue): Route[] {
             problems,
           );
         }
-        const { replayed, missing } = await queue.replayDeadLetters(parsed.data.ids);
-        return { status: 200, body: { replayed, missing } };
+        return { status: 200, body: await deadLetters.replay(parsed.data.ids) };
       },
     },
   ];

@@ -14,7 +14,7 @@ for (const [backend, skip] of [
   ['embedded', false],
   ['postgres+redis', !(postgresAvailable && redisAvailable)],
 ] as Array<[Backend, boolean]>) {
-  describe.skipIf(skip)(`dead letters over REST (${backend})`, () => {
+  describe.skipIf(skip)(`dead letters over REST and GraphQL (${backend})`, () => {
     let app: TestApp;
     beforeAll(async () => {
       app = await startTestApp(backend);
@@ -36,6 +36,36 @@ for (const [backend, skip] of [
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
 
+    const graphql = async (query: string, variables: Record<string, unknown> = {}, key = app.keys.admin) => {
+      const response = await fetch(`${app.baseUrl}/graphql`, {
+        method: 'POST',
+        headers: { 'x-api-key': key, 'content-type': 'application/json' },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await response.json()) as {
+        data?: Record<string, unknown> | null;
+        errors?: Array<{ message: string; extensions?: { code?: string } }>;
+      };
+    };
+    const queuedEvent = (): QueuedEvent => ({
+      v: 1,
+      id: randomUUID(),
+      eventType: 'review_started',
+      sessionId: `replayed-${randomUUID()}`,
+      payload: { file_count: 2 },
+      clientTime: null,
+      receivedAt: new Date().toISOString(),
+      apiKeyId: 'admin',
+    });
+    const storedIds = (sessionId: string) =>
+      eventually(async () => {
+        const response = await fetch(`${app.baseUrl}/events?session_id=${sessionId}`, {
+          headers: { 'x-api-key': app.keys.admin },
+        });
+        const page = (await response.json()) as { events: Array<{ id: string }> };
+        return page.events.length > 0 ? page.events.map((item) => item.id) : undefined;
+      });
+
     it('lists what a worker set aside, with the reason and the entry as it was', async () => {
       await app.running.backends.queue.enqueue(['not json']);
       const { body } = await eventually(async () => {
@@ -50,16 +80,7 @@ for (const [backend, skip] of [
     });
 
     it('replays a letter once its cause is fixed: the worker stores the event, and the letter is gone', async () => {
-      const event: QueuedEvent = {
-        v: 1,
-        id: randomUUID(),
-        eventType: 'review_started',
-        sessionId: `replayed-${randomUUID()}`,
-        payload: { file_count: 2 },
-        clientTime: null,
-        receivedAt: new Date().toISOString(),
-        apiKeyId: 'admin',
-      };
+      const event = queuedEvent();
       await app.running.backends.queue.deadLetter(
         { id: '1-1', body: JSON.stringify(event) },
         'set aside by the test',
@@ -70,17 +91,41 @@ for (const [backend, skip] of [
 
       const answer = await replay({ ids: [letter.id, '9-9'] });
       expect(answer).toEqual({ status: 200, body: { replayed: [letter.id], missing: ['9-9'] } });
-      const stored = await eventually(async () => {
-        const response = await fetch(`${app.baseUrl}/events?session_id=${event.sessionId}`, {
-          headers: { 'x-api-key': app.keys.admin },
-        });
-        const page = (await response.json()) as { events: Array<{ id: string }> };
-        return page.events.length > 0 ? page.events : undefined;
-      });
-      expect(stored.map((item) => item.id)).toEqual([event.id]);
+      expect(await storedIds(event.sessionId)).toEqual([event.id]);
       const after = await list();
       expect(after.body.total).toBe(1);
       expect(after.body.dead_letters.map((item) => item.id)).not.toContain(letter.id);
+    });
+
+    it('lists and replays over GraphQL as over REST, for admin keys only', async () => {
+      const event = queuedEvent();
+      await app.running.backends.queue.deadLetter(
+        { id: '1-2', body: JSON.stringify(event) },
+        'set aside for GraphQL',
+      );
+      const listed = await graphql('{ deadLetters(limit: 5) { total letters { id reason body failedAt } } }');
+      const { total, letters } = listed.data!['deadLetters'] as {
+        total: number;
+        letters: Array<{ id: string; reason: string; body: string; failedAt: string }>;
+      };
+      const letter = letters.find((item) => item.reason === 'set aside for GraphQL')!;
+      expect(total).toBe(letters.length);
+      expect(JSON.parse(letter.body)).toEqual(event);
+      expect(Number.isNaN(Date.parse(letter.failedAt))).toBe(false);
+
+      const forbidden = await graphql('{ deadLetters { total } }', {}, app.keys.readOnly);
+      expect(forbidden.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      const tooMany = await graphql('{ deadLetters(limit: 1001) { total } }');
+      expect(tooMany.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+
+      const replayed = await graphql(
+        'mutation ($ids: [ID!]!) { replayDeadLetters(ids: $ids) { replayed missing } }',
+        { ids: [letter.id, '9-9'] },
+      );
+      expect(replayed.data).toEqual({ replayDeadLetters: { replayed: [letter.id], missing: ['9-9'] } });
+      expect(await storedIds(event.sessionId)).toEqual([event.id]);
+      const none = await graphql('mutation { replayDeadLetters(ids: []) { replayed } }');
+      expect(none.errors?.[0]?.message).toContain('ids must hold 1 to 1000 ids');
     });
 
     it('refuses bad requests with 400 naming the problem, and keys without the admin scope with 403', async () => {

@@ -76,6 +76,12 @@ const OPERATIONS: Operation[] = [
     scope: 'admin',
     call: graphql('mutation { createApiKey(input: { name: "x", scopes: [read] }) { secret } }'),
   },
+  { name: 'deadLetters', scope: 'admin', call: graphql('{ deadLetters { total } }') },
+  {
+    name: 'replayDeadLetters',
+    scope: 'admin',
+    call: graphql('mutation { replayDeadLetters(ids: ["1-1"]) { missing } }'),
+  },
   {
     name: 'revokeApiKey',
     scope: 'admin',

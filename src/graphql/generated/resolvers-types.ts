@@ -110,6 +110,35 @@ export type DayEvents = {
   events: Scalars['Int']['output'];
 };
 
+/** An event a worker could never store, set aside with the reason. Not in the audit trail until replayed. */
+export type DeadLetter = {
+  __typename?: 'DeadLetter';
+  /** The queued entry as it was (normally the event's JSON). */
+  body: Scalars['String']['output'];
+  failedAt: Scalars['DateTime']['output'];
+  /** Its id among the dead letters: what replayDeadLetters takes. */
+  id: Scalars['ID']['output'];
+  /** The id its queue entry had. */
+  originalId: Scalars['String']['output'];
+  reason: Scalars['String']['output'];
+};
+
+export type DeadLetterList = {
+  __typename?: 'DeadLetterList';
+  /** The newest first. */
+  letters: Array<DeadLetter>;
+  /** Dead letters held in all. */
+  total: Scalars['Int']['output'];
+};
+
+export type DeadLetterReplay = {
+  __typename?: 'DeadLetterReplay';
+  /** Not among the dead letters. */
+  missing: Array<Scalars['ID']['output']>;
+  /** Put back in the queue, in the order given. */
+  replayed: Array<Scalars['ID']['output']>;
+};
+
 export type ErrorRate = {
   __typename?: 'ErrorRate';
   /** error_occurred events. */
@@ -379,6 +408,8 @@ export type Mutation = {
   logEvent: LogEventResult;
   /** Accepts up to 1000 events, each on its own: the result says which were accepted. */
   logEvents: LogEventsResult;
+  /** Puts 1 to 1000 dead letters back in the queue once their cause is fixed; safe to repeat, as storing is idempotent on the event id (admin scope). */
+  replayDeadLetters: DeadLetterReplay;
   /** Revokes a key at once on this API process, within KEY_CACHE_TTL_MS on the others (admin scope). */
   revokeApiKey: ApiKey;
 };
@@ -396,6 +427,11 @@ export type MutationLogEventArgs = {
 
 export type MutationLogEventsArgs = {
   inputs: Array<LogEventInput>;
+};
+
+
+export type MutationReplayDeadLettersArgs = {
+  ids: Array<Scalars['ID']['input']>;
 };
 
 
@@ -443,6 +479,8 @@ export type Query = {
   analytics: Analytics;
   /** Every API key, revoked ones included (admin scope). */
   apiKeys: Array<ApiKey>;
+  /** Dead letters, newest first, at most 1000 (admin scope). */
+  deadLetters: DeadLetterList;
   event: Maybe<AuditEvent>;
   /** The inclusion proof of one event (read scope). */
   eventProof: EventProof;
@@ -461,6 +499,11 @@ export type Query = {
 
 export type QueryAnalyticsArgs = {
   days?: Scalars['Int']['input'];
+};
+
+
+export type QueryDeadLettersArgs = {
+  limit?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -630,6 +673,9 @@ export type ResolversTypes = {
   CreatedApiKey: ResolverTypeWrapper<Omit<CreatedApiKey, 'key'> & { key: ResolversTypes['ApiKey'] }>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DayEvents: ResolverTypeWrapper<DayEvents>;
+  DeadLetter: ResolverTypeWrapper<DeadLetter>;
+  DeadLetterList: ResolverTypeWrapper<DeadLetterList>;
+  DeadLetterReplay: ResolverTypeWrapper<DeadLetterReplay>;
   ErrorRate: ResolverTypeWrapper<ErrorRate>;
   EventFilter: EventFilter;
   EventProof: ResolverTypeWrapper<Omit<EventProof, 'event'> & { event?: Maybe<ResolversTypes['AuditEvent']> }>;
@@ -685,6 +731,9 @@ export type ResolversParentTypes = {
   CreatedApiKey: Omit<CreatedApiKey, 'key'> & { key: ResolversParentTypes['ApiKey'] };
   DateTime: Scalars['DateTime']['output'];
   DayEvents: DayEvents;
+  DeadLetter: DeadLetter;
+  DeadLetterList: DeadLetterList;
+  DeadLetterReplay: DeadLetterReplay;
   ErrorRate: ErrorRate;
   EventFilter: EventFilter;
   EventProof: Omit<EventProof, 'event'> & { event?: Maybe<ResolversParentTypes['AuditEvent']> };
@@ -784,6 +833,24 @@ export type DayEventsResolvers<ContextType = GraphQLContext, ParentType extends 
   byType?: Resolver<Array<ResolversTypes['EventTypeEvents']>, ParentType, ContextType>;
   date?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   events?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type DeadLetterResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['DeadLetter'] = ResolversParentTypes['DeadLetter']> = {
+  body?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  failedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  originalId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type DeadLetterListResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['DeadLetterList'] = ResolversParentTypes['DeadLetterList']> = {
+  letters?: Resolver<Array<ResolversTypes['DeadLetter']>, ParentType, ContextType>;
+  total?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type DeadLetterReplayResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['DeadLetterReplay'] = ResolversParentTypes['DeadLetterReplay']> = {
+  missing?: Resolver<Array<ResolversTypes['ID']>, ParentType, ContextType>;
+  replayed?: Resolver<Array<ResolversTypes['ID']>, ParentType, ContextType>;
 };
 
 export type ErrorRateResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ErrorRate'] = ResolversParentTypes['ErrorRate']> = {
@@ -943,6 +1010,7 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   createApiKey?: Resolver<ResolversTypes['CreatedApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'input'>>;
   logEvent?: Resolver<ResolversTypes['LogEventResult'], ParentType, ContextType, RequireFields<MutationLogEventArgs, 'input'>>;
   logEvents?: Resolver<ResolversTypes['LogEventsResult'], ParentType, ContextType, RequireFields<MutationLogEventsArgs, 'inputs'>>;
+  replayDeadLetters?: Resolver<ResolversTypes['DeadLetterReplay'], ParentType, ContextType, RequireFields<MutationReplayDeadLettersArgs, 'ids'>>;
   revokeApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
 };
 
@@ -969,6 +1037,7 @@ export type PerformanceAnalyticsResolvers<ContextType = GraphQLContext, ParentTy
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   analytics?: Resolver<ResolversTypes['Analytics'], ParentType, ContextType, RequireFields<QueryAnalyticsArgs, 'days'>>;
   apiKeys?: Resolver<Array<ResolversTypes['ApiKey']>, ParentType, ContextType>;
+  deadLetters?: Resolver<ResolversTypes['DeadLetterList'], ParentType, ContextType, RequireFields<QueryDeadLettersArgs, 'limit'>>;
   event?: Resolver<Maybe<ResolversTypes['AuditEvent']>, ParentType, ContextType, RequireFields<QueryEventArgs, 'id'>>;
   eventProof?: Resolver<ResolversTypes['EventProof'], ParentType, ContextType, RequireFields<QueryEventProofArgs, 'id'>>;
   eventTypes?: Resolver<Array<ResolversTypes['EventTypeCount']>, ParentType, ContextType>;
@@ -1015,6 +1084,9 @@ export type Resolvers<ContextType = GraphQLContext> = {
   CreatedApiKey?: CreatedApiKeyResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   DayEvents?: DayEventsResolvers<ContextType>;
+  DeadLetter?: DeadLetterResolvers<ContextType>;
+  DeadLetterList?: DeadLetterListResolvers<ContextType>;
+  DeadLetterReplay?: DeadLetterReplayResolvers<ContextType>;
   ErrorRate?: ErrorRateResolvers<ContextType>;
   EventProof?: EventProofResolvers<ContextType>;
   EventTypeCount?: EventTypeCountResolvers<ContextType>;
