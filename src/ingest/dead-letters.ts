@@ -2,7 +2,7 @@ import { badRequest } from '../errors.js';
 import type { DeadLetter, EventQueue } from '../queue/event-queue.js';
 
 /** At most this many dead letters per listing or replay. */
-export const MAX_DEAD_LETTERS_PER_CALL = 1000;
+const MAX_DEAD_LETTERS_PER_CALL = 1000;
 
 /**
  * The dead letters for an operator, behind REST and GraphQL alike: events a
