@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { badRequest } from '../errors.js';
 import type { DeadLetterService } from '../ingest/dead-letters.js';
-import { parseQuery } from './query-params.js';
+import { parseBody, parseQuery } from './query-params.js';
 import type { Route } from './server.js';
 
 const listQuerySchema = z.strictObject({
@@ -50,19 +49,8 @@ export function createDeadLetterRoutes(deadLetters: DeadLetterService): Route[] 
       path: '/dead-letters/replay',
       scope: 'admin',
       async handle(context) {
-        const parsed = replayBodySchema.safeParse(await context.readJson());
-        if (!parsed.success) {
-          const problems = parsed.error.issues.map((issue) => ({
-            field: issue.path.map(String).join('.') || '(body)',
-            message:
-              issue.code === 'unrecognized_keys' ? `unknown field ${issue.keys.join(', ')}` : issue.message,
-          }));
-          throw badRequest(
-            `Invalid replay request: ${problems.map((problem) => `${problem.field} ${problem.message}`).join('; ')}`,
-            problems,
-          );
-        }
-        return { status: 200, body: await deadLetters.replay(parsed.data.ids) };
+        const { ids } = parseBody(replayBodySchema, await context.readJson());
+        return { status: 200, body: await deadLetters.replay(ids) };
       },
     },
   ];

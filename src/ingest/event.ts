@@ -188,13 +188,17 @@ export function readQueuedEventFast(json: unknown): QueuedEvent | undefined {
   };
 }
 
-/** Flattens zod issues into field problems whose paths a caller can act on. */
-export function toFieldProblems(error: z.ZodError): FieldProblem[] {
+/**
+ * Flattens zod issues into field problems whose paths a caller can act on.
+ * `unknownFieldHint` follows the message of an unknown field (what to do instead).
+ */
+export function toFieldProblems(error: z.ZodError, unknownFieldHint?: string): FieldProblem[] {
   return error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
+      const names = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `'${key}'`).join(', ')}`;
       return {
         field: [...issue.path, ...issue.keys].map(String).join('.') || '(body)',
-        message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((key) => `'${key}'`).join(', ')}; put custom data in payload`,
+        message: unknownFieldHint === undefined ? names : `${names}; ${unknownFieldHint}`,
       };
     }
     return { field: issue.path.map(String).join('.') || '(body)', message: issue.message };

@@ -54,7 +54,8 @@ export function createIngestService({
     const fromSchema = request === undefined;
     if (request === undefined) {
       const parsed = logRequestSchema.safeParse(body);
-      if (!parsed.success) return { ok: false, problems: toFieldProblems(parsed.error) };
+      if (!parsed.success)
+        return { ok: false, problems: toFieldProblems(parsed.error, 'put custom data in payload') };
       request = parsed.data;
     }
     const problems = storabilityProblems(request.session_id, 'session_id');
