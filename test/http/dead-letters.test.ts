@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { QueuedEvent } from '../../src/ingest/event.js';
 import { eventually, startTestApp, type Backend, type TestApp } from '../support/app.js';
+import { queuedEvent } from '../support/queued-event.js';
 import { postgresAvailable, redisAvailable } from '../support/services.js';
 
 interface DeadLetterList {
@@ -47,16 +47,8 @@ for (const [backend, skip] of [
         errors?: Array<{ message: string; extensions?: { code?: string } }>;
       };
     };
-    const queuedEvent = (): QueuedEvent => ({
-      v: 1,
-      id: randomUUID(),
-      eventType: 'review_started',
-      sessionId: `replayed-${randomUUID()}`,
-      payload: { file_count: 2 },
-      clientTime: null,
-      receivedAt: new Date().toISOString(),
-      apiKeyId: 'admin',
-    });
+    const replayable = () =>
+      queuedEvent({ sessionId: `replayed-${randomUUID()}`, payload: { file_count: 2 } });
     const storedIds = (sessionId: string) =>
       eventually(async () => {
         const response = await fetch(`${app.baseUrl}/events?session_id=${sessionId}`, {
@@ -80,7 +72,7 @@ for (const [backend, skip] of [
     });
 
     it('replays a letter once its cause is fixed: the worker stores the event, and the letter is gone', async () => {
-      const event = queuedEvent();
+      const event = replayable();
       await app.running.backends.queue.deadLetter(
         { id: '1-1', body: JSON.stringify(event) },
         'set aside by the test',
@@ -98,7 +90,7 @@ for (const [backend, skip] of [
     });
 
     it('lists and replays over GraphQL as over REST, for admin keys only', async () => {
-      const event = queuedEvent();
+      const event = replayable();
       await app.running.backends.queue.deadLetter(
         { id: '1-2', body: JSON.stringify(event) },
         'set aside for GraphQL',

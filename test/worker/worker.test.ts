@@ -13,6 +13,7 @@ import { createEventStore, PreparedBatch, type EventStore } from '../../src/stor
 import { migrate } from '../../src/store/migrate.js';
 import { createWorker, type WorkerOptions } from '../../src/worker/worker.js';
 import { eventually } from '../support/app.js';
+import { queuedEvent } from '../support/queued-event.js';
 import {
   createTestDatabase,
   postgresAvailable,
@@ -66,18 +67,6 @@ const openers: Record<string, () => Promise<Backends>> = {
     };
   },
 };
-
-const queued = (overrides: Partial<QueuedEvent> = {}): QueuedEvent => ({
-  v: 1,
-  id: uuidv7(),
-  eventType: 'review_started',
-  sessionId: 'worker-test',
-  payload: { n: 1 },
-  clientTime: null,
-  receivedAt: new Date().toISOString(),
-  apiKeyId: 'admin',
-  ...overrides,
-});
 
 const transient = () => Object.assign(new Error('connection lost'), { code: '08006' });
 
@@ -135,8 +124,8 @@ for (const [name, open] of Object.entries(openers)) {
 
     it('sets aside a message that is not an event and stores the ones around it', async () => {
       const { queue, store, worker } = await setup();
-      const before = queued();
-      const after = queued();
+      const before = queuedEvent();
+      const after = queuedEvent();
       await queue.enqueue([
         JSON.stringify(before),
         '{not json',
@@ -156,8 +145,8 @@ for (const [name, open] of Object.entries(openers)) {
 
     it('isolates a row the database refuses by splitting the batch, storing every other row', async () => {
       const { queue, store, worker, deadLetters } = await setup();
-      const good = Array.from({ length: 37 }, () => queued());
-      const refused = queued({ sessionId: 'nul\u0000byte' });
+      const good = Array.from({ length: 37 }, () => queuedEvent());
+      const refused = queuedEvent({ sessionId: 'nul\u0000byte' });
       const bodies = good.map((event) => JSON.stringify(event));
       bodies.splice(20, 0, JSON.stringify(refused));
       await queue.enqueue(bodies);
@@ -173,7 +162,7 @@ for (const [name, open] of Object.entries(openers)) {
 
     it('prepares the next batch while one is being written, and writes one batch at a time, in order', async () => {
       const { queue, store } = await setup();
-      const events = Array.from({ length: 30 }, (_, n) => queued({ payload: { n } }));
+      const events = Array.from({ length: 30 }, (_, n) => queuedEvent({ payload: { n } }));
       const firstIdOf = (batch: Parameters<EventStore['insertBatch']>[0]) =>
         batch instanceof PreparedBatch ? batch.candidates[0]!.id : batch[0]!.id;
       const prepared: string[] = [];
@@ -217,7 +206,7 @@ for (const [name, open] of Object.entries(openers)) {
 
     it("sends the next batch's write before announcing the batch before, and announces every batch, in order, before it stops", async () => {
       const { queue, store } = await setup();
-      const events = Array.from({ length: 30 }, (_, n) => queued({ payload: { n } }));
+      const events = Array.from({ length: 30 }, (_, n) => queuedEvent({ payload: { n } }));
       const steps: string[] = [];
       let secondPrepared: () => void = () => undefined;
       const prepared = new Promise<void>((resolve) => (secondPrepared = resolve));
@@ -257,7 +246,7 @@ for (const [name, open] of Object.entries(openers)) {
 
     it('writes the next batch while the one before is still being acknowledged, and stops only once every acknowledgement landed', async () => {
       const { queue, store } = await setup();
-      const events = Array.from({ length: 20 }, (_, n) => queued({ payload: { n } }));
+      const events = Array.from({ length: 20 }, (_, n) => queuedEvent({ payload: { n } }));
       let releaseAcks: () => void = () => undefined;
       const acksHeld = new Promise<void>((resolve) => (releaseAcks = resolve));
       const acked: number[] = [];
@@ -296,7 +285,7 @@ for (const [name, open] of Object.entries(openers)) {
 
     it('stores a batch whose preparation failed: the insert prepares it again, where a failure would be isolated', async () => {
       const { queue, store } = await setup();
-      const events = Array.from({ length: 5 }, () => queued());
+      const events = Array.from({ length: 5 }, () => queuedEvent());
       await startWrapped(
         'unprepared',
         queue,
@@ -341,7 +330,7 @@ for (const [name, open] of Object.entries(openers)) {
         backoff: { initialMs: 1, maxMs: 5 },
       });
       cleanups.push(() => worker.stop(1000));
-      const event = queued();
+      const event = queuedEvent();
       await queue.enqueue([JSON.stringify(event)]);
       worker.start();
       await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
@@ -369,7 +358,7 @@ for (const [name, open] of Object.entries(openers)) {
         blockMs: 50,
         backoff: { initialMs: 5, maxMs: 10 },
       });
-      await queue.enqueue([JSON.stringify(queued()), JSON.stringify(queued())]);
+      await queue.enqueue([JSON.stringify(queuedEvent()), JSON.stringify(queuedEvent())]);
       worker.start();
       await insertStarted;
       await worker.stop(50);
@@ -379,7 +368,7 @@ for (const [name, open] of Object.entries(openers)) {
 
     it('drains everything queued before it stops when asked to (the in-process queue dies with the process)', async () => {
       const { queue, store, worker } = await setup({ drainQueueOnStop: true, batchSize: 500 });
-      const events = Array.from({ length: 3000 }, () => queued());
+      const events = Array.from({ length: 3000 }, () => queuedEvent());
       await queue.enqueue(events.map((event) => JSON.stringify(event)));
       worker.start();
       await worker.stop(30_000);
