@@ -2,11 +2,14 @@ import type { IncomingMessage } from 'node:http';
 import { AppError, badRequest } from '../errors.js';
 
 /**
- * Reads a JSON request body of at most `limitBytes`. A declared length over
- * the limit is refused before a byte is read.
+ * Reads a JSON request body of at most `limitBytes`: the value, and the text it
+ * was parsed from. A declared length over the limit is refused before a byte is read.
  * @throws AppError UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE or BAD_REQUEST (malformed JSON, named as such).
  */
-export async function readJsonBody(request: IncomingMessage, limitBytes: number): Promise<unknown> {
+export async function readJsonBody(
+  request: IncomingMessage,
+  limitBytes: number,
+): Promise<{ value: unknown; text: string }> {
   const contentType = request.headers['content-type'];
   if (contentType !== undefined && !/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
     throw new AppError(
@@ -24,7 +27,7 @@ export async function readJsonBody(request: IncomingMessage, limitBytes: number)
   if (received === 0) throw badRequest('Request body is empty; send a JSON object.');
   const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
   try {
-    return JSON.parse(text);
+    return { value: JSON.parse(text) as unknown, text };
   } catch (error) {
     throw badRequest(`Malformed JSON: ${error instanceof Error ? error.message : 'cannot parse'}`);
   }

@@ -47,14 +47,14 @@ export function createRestRoutes(deps: {
       scope: 'ingest',
       async handle(context) {
         const { principal } = context;
-        const body = await context.readJson();
+        const { value: body, text } = await context.readJsonWithText();
         if (Array.isArray(body)) {
           if (body.length === 0 || body.length > 1000)
             throw badRequest('A batch must hold 1 to 1000 events.');
           const accepted = await deps.ingest.acceptMany(body, principal!);
           return { status: 202, body: { status: 'accepted', event_ids: accepted.map((event) => event.id) } };
         }
-        const accepted = await deps.ingest.accept(body, principal!);
+        const accepted = await deps.ingest.accept(body, principal!, text);
         return { status: 202, body: { status: 'accepted', event_id: accepted.id } };
       },
     },

@@ -12,7 +12,7 @@ import {
   type Principal,
   type Scope,
 } from '../security/authenticate.js';
-import type { RequestLimiter } from '../security/rate-limit.js';
+import { addRateLimitHeaders, type RateLimitDecision, type RequestLimiter } from '../security/rate-limit.js';
 import { readJsonBody } from './body.js';
 import { toErrorResponse } from './error-response.js';
 
@@ -26,6 +26,8 @@ export interface RouteContext {
   params: Readonly<Record<string, string>>;
   /** A method: call it on the context (`context.readJson()`), not detached. */
   readJson(): Promise<unknown>;
+  /** The body's value and the JSON text it was parsed from. */
+  readJsonWithText(): Promise<{ value: unknown; text: string }>;
 }
 
 export interface RouteResult {
@@ -122,24 +124,44 @@ export function createHttpApp(options: HttpAppOptions) {
       throw new AppError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${url.pathname}.`);
     }
     let principal: Principal | undefined;
-    let limitHeaders: Record<string, string> | undefined;
+    let limit: RateLimitDecision | undefined;
     if (route.scope !== null) {
-      principal = await options.authenticator.authenticate(presentedKey(request.headers));
+      // Awaited only when they have no answer in hand: most requests come with a key accepted
+      // lately and find a rate-limit lease, and each await is a turn of the microtask queue.
+      const presented = presentedKey(request.headers);
+      principal =
+        options.authenticator.recall(presented) ?? (await options.authenticator.authenticate(presented));
       requireScopeOf(principal, route.scope, countScopeRefusal);
-      if (options.limitRequest) limitHeaders = await options.limitRequest(principal);
+      if (options.limitRequest) {
+        const decision = options.limitRequest(principal);
+        limit = decision instanceof Promise ? await decision : decision;
+      }
     }
     const result = await route.handle(
       new RequestContext(request, url, principal, params, options.maxBodyBytes),
     );
-    const headers = { 'x-request-id': requestId, ...limitHeaders, ...result.headers };
+    // One headers object per response, filled in place rather than spread into new ones.
+    const headers: Record<string, string> = { 'x-request-id': requestId };
+    if (limit) addRateLimitHeaders(headers, limit);
+    if (result.headers) Object.assign(headers, result.headers);
     if (result.raw) sendText(response, result.status, String(result.body), headers);
     else send(response, result.status, result.body, headers);
   }
 
   const logRequests = options.logger.isLevelEnabled('info');
-  // Bounded: methods × routes of the table (or "unmatched") × statuses.
-  const requestCounters = new Map<string, TallyCounter>();
-  const requestTimers = new Map<string, { observe(value: number): void }>();
+  // Bounded: routes of the table (or "unmatched") × methods × statuses. Keyed by the table's own
+  // strings and the status number, whose hashes V8 keeps, rather than a label string built per request.
+  const routeMetrics = new Map<string, Map<string, RouteMetrics>>();
+  const metricsOf = (metrics: Metrics, route: string, method: string): RouteMetrics => {
+    let byMethod = routeMetrics.get(route);
+    if (!byMethod) routeMetrics.set(route, (byMethod = new Map()));
+    let found = byMethod.get(method);
+    if (!found) {
+      found = { timer: metrics.requestDuration.labels({ method, route }), counters: new Map() };
+      byMethod.set(method, found);
+    }
+    return found;
+  };
   const observe = (
     request: IncomingMessage,
     response: ServerResponse,
@@ -150,22 +172,16 @@ export function createHttpApp(options: HttpAppOptions) {
     const method = request.method ?? 'GET';
     const seconds = (performance.now() - startedAt) / 1000;
     if (options.metrics) {
-      const metrics = options.metrics;
       // Children kept per label set, so a request builds no label object: the counter's counts in a
       // plain number (see talliedCounter); the histogram's still hashes its labels on each observe.
-      const countKey = `${method} ${route} ${response.statusCode}`;
-      let counter = requestCounters.get(countKey);
+      const { timer, counters } = metricsOf(options.metrics, route, method);
+      const status = response.statusCode;
+      let counter = counters.get(status);
       if (!counter) {
-        counter = metrics.apiRequests.tally({ method, route, status: String(response.statusCode) });
-        requestCounters.set(countKey, counter);
+        counter = options.metrics.apiRequests.tally({ method, route, status: String(status) });
+        counters.set(status, counter);
       }
       counter.inc();
-      const timeKey = `${method} ${route}`;
-      let timer = requestTimers.get(timeKey);
-      if (!timer) {
-        timer = metrics.requestDuration.labels({ method, route });
-        requestTimers.set(timeKey, timer);
-      }
       timer.observe(seconds);
     }
     // One line per request; the URL's query string stays out (it may carry a cursor or filter values).
@@ -253,6 +269,11 @@ export function createHttpApp(options: HttpAppOptions) {
 
 export type HttpApp = ReturnType<typeof createHttpApp>;
 
+interface RouteMetrics {
+  timer: { observe(value: number): void };
+  counters: Map<number, TallyCounter>;
+}
+
 // Classes rather than object literals with closures: a request builds no functions for them.
 
 /** The request target, split without a full URL parse; the query is parsed on first use. */
@@ -281,7 +302,11 @@ class RequestContext implements RouteContext {
     private readonly maxBodyBytes: number,
   ) {}
 
-  readJson(): Promise<unknown> {
+  async readJson(): Promise<unknown> {
+    return (await this.readJsonWithText()).value;
+  }
+
+  readJsonWithText(): Promise<{ value: unknown; text: string }> {
     return readJsonBody(this.request, this.maxBodyBytes);
   }
 }
@@ -307,25 +332,25 @@ function requestIdOf(request: IncomingMessage): string {
   return `${processTag}-${requestCounter.toString(36)}`;
 }
 
+/** Sends `body` as JSON; `headers` (the caller's own object) gains the content headers. */
 function send(
   response: ServerResponse,
   status: number,
   body: unknown,
-  headers: Record<string, string> = {},
+  headers: Record<string, string>,
 ): void {
-  sendText(response, status, JSON.stringify(body), {
-    'content-type': 'application/json; charset=utf-8',
-    ...headers,
-  });
+  headers['content-type'] ??= 'application/json; charset=utf-8';
+  sendText(response, status, JSON.stringify(body), headers);
 }
 
 function sendText(
   response: ServerResponse,
   status: number,
   text: string,
-  headers: Record<string, string> = {},
+  headers: Record<string, string>,
 ): void {
   if (response.headersSent) return;
-  response.writeHead(status, { 'content-length': Buffer.byteLength(text), ...headers });
+  headers['content-length'] = String(Buffer.byteLength(text));
+  response.writeHead(status, headers);
   response.end(text);
 }

@@ -127,8 +127,12 @@ export function readLogRequestFast(body: unknown): LogRequest | undefined {
 }
 
 /**
- * What travels through the queue from the API to the worker. Changes are
- * additive only: messages already queued by an older API must still parse.
+ * What travels through the queue from the API to the worker, in one of two
+ * forms. Changes are additive only: messages already queued by an older API
+ * must still parse, so a worker reads every form an API of its version or an
+ * older one writes (upgrade workers before APIs).
+ *
+ * Form 1: the event, as the worker stores it.
  */
 export const queuedEventSchema = z.object({
   v: z.literal(1),
@@ -142,6 +146,52 @@ export const queuedEventSchema = z.object({
 });
 
 export type QueuedEvent = z.infer<typeof queuedEventSchema>;
+
+/** What the API adds to a caller's request: the event's id, when it arrived, and whose key sent it. */
+export interface Envelope {
+  id: string;
+  receivedAt: string;
+  apiKeyId: string | null;
+}
+
+/**
+ * Form 2: the caller's request as it arrived (its JSON text) in an envelope.
+ * `POST /log` enqueues a body that {@link readLogRequestFast} vouched for this
+ * way: serializing again the object just parsed from that text was the largest
+ * single cost of the ingest path. The worker reads it back with the same
+ * function and {@link queuedEventOf}, so both forms store the same event.
+ */
+export const queuedRequestSchema = z.object({
+  v: z.literal(2),
+  id: queuedEventSchema.shape.id,
+  receivedAt: queuedEventSchema.shape.receivedAt,
+  apiKeyId: queuedEventSchema.shape.apiKeyId,
+  request: logRequestSchema,
+});
+
+/** The queued event of a valid request; every front door and the worker's reading of form 2 build it here. */
+export function queuedEventOf(request: LogRequest, envelope: Envelope): QueuedEvent {
+  return {
+    v: 1,
+    id: envelope.id,
+    eventType: request.event_type,
+    sessionId: String(request.session_id),
+    payload: request.payload,
+    clientTime: request.timestamp === undefined ? null : new Date(request.timestamp).toISOString(),
+    receivedAt: envelope.receivedAt,
+    apiKeyId: envelope.apiKeyId,
+  };
+}
+
+/**
+ * Form 2's text. `requestText` must be the JSON text the request was parsed from
+ * (one JSON value, so it embeds as it is); the envelope's values are a UUID, an
+ * ISO time and a key id, and only the key id needs escaping.
+ */
+export function queuedRequestText(envelope: Envelope, requestText: string): string {
+  const apiKeyId = envelope.apiKeyId === null ? 'null' : JSON.stringify(envelope.apiKeyId);
+  return `{"v":2,"id":"${envelope.id}","receivedAt":"${envelope.receivedAt}","apiKeyId":${apiKeyId},"request":${requestText}}`;
+}
 
 // zod's own patterns, so the fast path below accepts exactly what the schema's checks accept.
 const UUID_PATTERN = z.regexes.uuid();
@@ -157,6 +207,7 @@ const DATETIME_PATTERN = z.regexes.datetime({ offset: true });
 export function readQueuedEventFast(json: unknown): QueuedEvent | undefined {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
   const fields = json as Record<string, unknown>;
+  if (fields['v'] === 2) return readQueuedRequestFast(fields);
   const { v, id, eventType, sessionId, payload, clientTime, receivedAt, apiKeyId } = fields;
   if (v !== 1) return undefined;
   if (typeof id !== 'string' || !UUID_PATTERN.test(id)) return undefined;
@@ -186,6 +237,38 @@ export function readQueuedEventFast(json: unknown): QueuedEvent | undefined {
     receivedAt,
     apiKeyId,
   };
+}
+
+/**
+ * A queued message (either form) as the event to store, or what is wrong with
+ * it: the fast path when it vouches, the schemas otherwise.
+ */
+export function readQueuedMessage(
+  json: unknown,
+): { ok: true; event: QueuedEvent } | { ok: false; problems: string } {
+  const fast = readQueuedEventFast(json);
+  if (fast !== undefined) return { ok: true, event: fast };
+  const describe = (error: z.ZodError) =>
+    error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+  if (typeof json === 'object' && json !== null && (json as { v?: unknown }).v === 2) {
+    const parsed = queuedRequestSchema.safeParse(json);
+    return parsed.success
+      ? { ok: true, event: queuedEventOf(parsed.data.request, parsed.data) }
+      : { ok: false, problems: describe(parsed.error) };
+  }
+  const parsed = queuedEventSchema.safeParse(json);
+  return parsed.success ? { ok: true, event: parsed.data } : { ok: false, problems: describe(parsed.error) };
+}
+
+/** Form 2's common case, read as {@link queuedRequestSchema} would, or `undefined`. */
+function readQueuedRequestFast(fields: Record<string, unknown>): QueuedEvent | undefined {
+  const { id, receivedAt, apiKeyId } = fields;
+  if (typeof id !== 'string' || !UUID_PATTERN.test(id)) return undefined;
+  if (typeof receivedAt !== 'string' || !DATETIME_PATTERN.test(receivedAt)) return undefined;
+  if (apiKeyId !== null && (typeof apiKeyId !== 'string' || apiKeyId.length > 64)) return undefined;
+  const request = readLogRequestFast(fields['request']);
+  if (request === undefined) return undefined;
+  return queuedEventOf(request, { id, receivedAt, apiKeyId });
 }
 
 /**

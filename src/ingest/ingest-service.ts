@@ -6,6 +6,8 @@ import { createIsoClock } from './clock.js';
 import { uuidv7 } from './uuid7.js';
 import {
   logRequestSchema,
+  queuedEventOf,
+  queuedRequestText,
   readLogRequestFast,
   storabilityProblems,
   toFieldProblems,
@@ -37,13 +39,15 @@ export function createIngestService({
   nowIso = createIsoClock(),
   onAccepted,
 }: IngestServiceDeps) {
-  const enqueue = async (events: readonly QueuedEvent[]) => {
+  /** `texts` are the events' queued forms when the caller has them, else each is serialized. */
+  const enqueue = async (events: readonly QueuedEvent[], texts?: readonly string[]) => {
     if (!loggingEnabled || events.length === 0) return;
-    await queue.enqueue(events.map((event) => JSON.stringify(event)));
+    await queue.enqueue(texts ?? events.map((event) => JSON.stringify(event)));
     if (onAccepted) for (const event of events) onAccepted(event);
   };
 
-  type Prepared = { ok: true; event: QueuedEvent } | { ok: false; problems: FieldProblem[] };
+  type Prepared =
+    { ok: true; event: QueuedEvent; vouchedFast: boolean } | { ok: false; problems: FieldProblem[] };
 
   function prepare(body: unknown, principal: Principal, receivedAt: string): Prepared {
     // Most events take the fast path; anything it does not vouch for goes through
@@ -68,30 +72,26 @@ export function createIngestService({
       }
     }
     if (problems.length > 0) return { ok: false, problems };
-    const event: QueuedEvent = {
-      v: 1,
-      id: request.event_id ?? uuidv7(),
-      eventType: request.event_type,
-      sessionId: String(request.session_id),
-      payload: request.payload,
-      clientTime: request.timestamp === undefined ? null : new Date(request.timestamp).toISOString(),
-      receivedAt,
-      apiKeyId: principal.keyId,
-    };
-    return { ok: true, event };
+    const envelope = { id: request.event_id ?? uuidv7(), receivedAt, apiKeyId: principal.keyId };
+    return { ok: true, event: queuedEventOf(request, envelope), vouchedFast: !fromSchema };
   }
 
   return {
     /**
      * Validates one event body and enqueues it.
+     * @param bodyText the JSON text `body` was parsed from, when the caller has
+     * it: queued as it is (form 2, see queuedRequestText) instead of serialized again.
      * @throws AppError BAD_REQUEST naming every bad field; QUEUE_FULL or
      * SERVICE_UNAVAILABLE (with a retry delay) when the queue cannot take it.
      */
-    async accept(body: unknown, principal: Principal): Promise<AcceptedEvent> {
+    async accept(body: unknown, principal: Principal, bodyText?: string): Promise<AcceptedEvent> {
       const prepared = prepare(body, principal, nowIso());
       if (!prepared.ok) throw invalidEvent(prepared.problems);
       const { event } = prepared;
-      await enqueue([event]);
+      // Only a body the fast path read as it is: the schema's copy may differ from the text.
+      const texts =
+        bodyText !== undefined && prepared.vouchedFast ? [queuedRequestText(event, bodyText)] : undefined;
+      await enqueue([event], texts);
       return { id: event.id };
     },
 

@@ -99,7 +99,18 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
     return credentials;
   }
 
+  /** The principal of a secret accepted lately and still trusted, without a digest or a promise. */
+  const recall = (presented: string | undefined): Principal | undefined => {
+    if (presented === undefined) return undefined;
+    const known = accepted.get(presented);
+    if (known === undefined || known.until <= Date.now()) return undefined;
+    if (known.storedKeyId !== undefined) lastUsed.set(known.storedKeyId, new Date());
+    return known.principal;
+  };
+
   return {
+    recall,
+
     /**
      * @param presented the secret from `X-API-Key` or `Authorization: Bearer`.
      * @throws AppError UNAUTHENTICATED when it is missing, unknown or revoked.
@@ -108,11 +119,8 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
       if (presented === undefined || presented === '') {
         return fail('missing', 'Missing API key: send it in the X-API-Key header.');
       }
-      const known = accepted.get(presented);
-      if (known !== undefined && known.until > Date.now()) {
-        if (known.storedKeyId !== undefined) lastUsed.set(known.storedKeyId, new Date());
-        return known.principal;
-      }
+      const known = recall(presented);
+      if (known !== undefined) return known;
       const digest = digestSecret(presented);
       let match: KnownKey | undefined;
       // Every static key is compared, so timing does not tell which one matched.

@@ -19,8 +19,11 @@ export interface RateLimitDecision {
  * incremented counter).
  */
 export interface RateLimiter {
-  /** Counts one request by `id` and says whether it is within `limit`. */
-  hit(id: string, limit: number): Promise<RateLimitDecision>;
+  /**
+   * Counts one request by `id` and says whether it is within `limit`: at once when the answer is
+   * known in this process (a lease, the embedded counters), else once the shared counter answered.
+   */
+  hit(id: string, limit: number): RateLimitDecision | Promise<RateLimitDecision>;
   /** graphql-rate-limit's store for field-level limits, on the same backend. */
   readonly fieldStore: Store;
   close(): Promise<void>;
@@ -200,7 +203,7 @@ export async function createRedisRateLimiter(url: string, prefix: string): Promi
   return {
     hit(id, limit) {
       const leased = fromLease(`${prefix}:${id}`, limit);
-      if (leased) return Promise.resolve(leased);
+      if (leased) return leased;
       return new Promise<RateLimitDecision>((resolve, reject) => {
         if (gathering === undefined) {
           gathering = new Map();
@@ -239,7 +242,7 @@ export function createMemoryRateLimiter(now: () => number = Date.now): RateLimit
   const counters = new Map<string, { window: number; count: number }>();
   const fields = new Map<string, { timestamps: readonly number[]; until: number }>();
   return {
-    async hit(id, limit) {
+    hit(id, limit) {
       const at = now();
       const window = Math.floor(at / WINDOW_MS);
       const counter = counters.get(id);
@@ -268,11 +271,18 @@ export function createMemoryRateLimiter(now: () => number = Date.now): RateLimit
 }
 
 export function rateLimitHeaders(decision: RateLimitDecision): Record<string, string> {
-  return {
-    'x-ratelimit-limit': String(decision.limit),
-    'x-ratelimit-remaining': String(decision.remaining),
-    'x-ratelimit-reset': String(decision.resetSeconds),
-  };
+  return addRateLimitHeaders({}, decision);
+}
+
+/** Sets the X-RateLimit-* headers on `headers` (a response's own object, filled in place) and returns it. */
+export function addRateLimitHeaders(
+  headers: Record<string, string>,
+  decision: RateLimitDecision,
+): Record<string, string> {
+  headers['x-ratelimit-limit'] = String(decision.limit);
+  headers['x-ratelimit-remaining'] = String(decision.remaining);
+  headers['x-ratelimit-reset'] = String(decision.resetSeconds);
+  return headers;
 }
 
 /** @throws AppError RATE_LIMITED, with Retry-After and X-RateLimit-* headers, when the decision refuses. */
@@ -284,24 +294,30 @@ export function enforce(decision: RateLimitDecision): void {
   });
 }
 
-/** Applies a key's limit to one request: returns the X-RateLimit-* headers, or throws RATE_LIMITED. */
+/**
+ * Applies a key's limit to one request: the decision, once it is allowed (a value at once when
+ * {@link RateLimiter.hit} had one), or throws RATE_LIMITED (or rejects with it).
+ */
 export type RequestLimiter = (principal: {
   keyId: string;
   rateLimitPerMinute?: number | undefined;
-}) => Promise<Record<string, string>>;
+}) => RateLimitDecision | Promise<RateLimitDecision>;
 
 export function createRequestLimiter(options: {
   limiter: RateLimiter;
   defaultPerMinute: number;
   onLimited?: () => void;
 }): RequestLimiter {
-  return async (principal) => {
-    const decision = await options.limiter.hit(
+  const allowedOnly = (decision: RateLimitDecision): RateLimitDecision => {
+    if (!decision.allowed) options.onLimited?.();
+    enforce(decision);
+    return decision;
+  };
+  return (principal) => {
+    const decision = options.limiter.hit(
       principal.keyId,
       principal.rateLimitPerMinute ?? options.defaultPerMinute,
     );
-    if (!decision.allowed) options.onLimited?.();
-    enforce(decision);
-    return rateLimitHeaders(decision);
+    return decision instanceof Promise ? decision.then(allowedOnly) : allowedOnly(decision);
   };
 }

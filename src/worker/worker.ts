@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { queuedEventSchema, readQueuedEventFast, type QueuedEvent } from '../ingest/event.js';
+import { readQueuedMessage, type QueuedEvent } from '../ingest/event.js';
 import type { Logger } from '../observability/logger.js';
 import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
 import {
@@ -324,14 +324,10 @@ function parseEntry(entry: QueueEntry): { ok: true; value: QueuedEvent } | { ok:
   } catch (error) {
     return { ok: false, reason: `not JSON: ${describe(error)}` };
   }
-  const fast = readQueuedEventFast(json);
-  if (fast !== undefined) return { ok: true, value: fast };
-  const result = queuedEventSchema.safeParse(json);
-  if (!result.success) {
-    const fields = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
-    return { ok: false, reason: `not a queued event: ${fields}` };
-  }
-  return { ok: true, value: result.data };
+  const read = readQueuedMessage(json);
+  return read.ok
+    ? { ok: true, value: read.event }
+    : { ok: false, reason: `not a queued event: ${read.problems}` };
 }
 
 function describe(error: unknown): string {

@@ -4,9 +4,15 @@ import { payloadFieldsValid, payloadSchemas } from '../../src/ingest/catalog.js'
 import {
   EVENT_TYPES,
   logRequestSchema,
+  queuedEventOf,
   queuedEventSchema,
+  queuedRequestSchema,
+  queuedRequestText,
   readLogRequestFast,
   readQueuedEventFast,
+  readQueuedMessage,
+  type Envelope,
+  type QueuedEvent,
 } from '../../src/ingest/event.js';
 
 // Values near the rules' edges, so both sides of every check are drawn often.
@@ -137,24 +143,120 @@ const queued = fc.oneof(
   fc.constantFrom(null, [], 'text', 42),
 );
 
+/** A queued message read by the schemas alone, as the worker does when the fast path declines. */
+function readBySchemas(json: unknown): QueuedEvent | undefined {
+  if ((json as { v?: unknown } | null)?.v === 2) {
+    const parsed = queuedRequestSchema.safeParse(json);
+    return parsed.success ? queuedEventOf(parsed.data.request, parsed.data) : undefined;
+  }
+  const parsed = queuedEventSchema.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
+}
+
+// Request bodies valid most of the time (`bodies` above seldom is, to try every rule).
+const mostlyValidBodies = fc.record(
+  {
+    session_id: mostly(
+      fc.oneof(fc.integer({ min: 0, max: 1e9 }), fc.constantFrom('s-1', ' 42 ', 'x'.repeat(128))),
+      sessionIds,
+    ),
+    event_type: mostly(fc.constantFrom(...EVENT_TYPES), eventTypes),
+    payload: mostly(fc.dictionary(fc.string({ maxLength: 3 }), fieldValues, { maxKeys: 3 }), payloads),
+    event_id: mostly(fc.uuid(), fc.constantFrom('not-a-uuid', 7)),
+    timestamp: times,
+  },
+  { requiredKeys: ['session_id', 'event_type'] },
+);
+
+// Form 2: a request body in an envelope, each valid most of the time.
+const queuedRequests = fc.record({
+  v: mostly(fc.constant(2), fc.constantFrom('2', undefined)),
+  envelope: fc.record({
+    id: mostly(fc.uuid(), fc.constantFrom('not-a-uuid', 7)),
+    receivedAt: times,
+    apiKeyId: mostly(fc.constantFrom(null, 'key_1', 'x"\\'), fc.constantFrom('x'.repeat(65), 3)),
+  }),
+  request: mostlyValidBodies,
+});
+
 describe('the fast path of a queued event (worker)', () => {
-  it('vouches only for entries the schema accepts, and returns what it returns', () => {
+  it('vouches only for entries the schemas accept, and returns what they return', () => {
     let vouched = 0;
     fc.assert(
-      fc.property(queued, (input) => {
-        const json: unknown = JSON.parse(JSON.stringify(input) ?? 'null');
-        const fast = readQueuedEventFast(json);
-        const parsed = queuedEventSchema.safeParse(json);
-        if (fast !== undefined) {
-          vouched += 1;
-          expect(parsed.success).toBe(true);
-          expect(fast).toEqual(parsed.data);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          queued,
+          queuedRequests.map(({ v, envelope, request }) => ({ v, ...envelope, request })),
+        ),
+        (input) => {
+          const json: unknown = JSON.parse(JSON.stringify(input) ?? 'null');
+          const fast = readQueuedEventFast(json);
+          const bySchemas = readBySchemas(json);
+          if (fast !== undefined) {
+            vouched += 1;
+            expect(bySchemas).toBeDefined();
+            expect(fast).toEqual(bySchemas);
+          }
+          const read = readQueuedMessage(json);
+          expect(read.ok ? read.event : undefined).toEqual(bySchemas);
+        },
+      ),
       { numRuns: 5000 },
     );
     // The property above is empty unless valid entries are drawn (about a quarter of them).
     expect(vouched).toBeGreaterThan(100);
+  });
+
+  it('stores from form 2 (the request as it arrived) exactly the event form 1 carries', () => {
+    let compared = 0;
+    fc.assert(
+      fc.property(
+        mostlyValidBodies,
+        fc.uuid(),
+        fc.constantFrom(null, 'admin', 'key "1"'),
+        (input, id, apiKeyId) => {
+          const text = JSON.stringify(input) ?? 'null';
+          const request = readLogRequestFast(JSON.parse(text));
+          // The API queues form 2 only for a body its fast path read.
+          if (request === undefined) return;
+          compared += 1;
+          const envelope: Envelope = { id, receivedAt: '2026-11-26T15:00:00.000Z', apiKeyId };
+          const event = queuedEventOf(request, envelope);
+          const formOne = readQueuedMessage(JSON.parse(JSON.stringify(event)));
+          const formTwo = readQueuedMessage(JSON.parse(queuedRequestText(envelope, text)));
+          expect(formOne).toEqual({ ok: true, event });
+          expect(formTwo).toEqual({ ok: true, event });
+        },
+      ),
+      { numRuns: 3000 },
+    );
+    expect(compared).toBeGreaterThan(50);
+  });
+
+  it('reads form 2 whatever the spacing of the request text, and names what is wrong in it', () => {
+    const envelope: Envelope = {
+      id: '019ac0de-0000-7000-8000-000000000000',
+      receivedAt: '2026-11-26T15:00:00.000Z',
+      apiKeyId: 'admin',
+    };
+    const spaced =
+      '{\n  "session_id" : " 42 ",\n  "event_type": "llm_query_sent",\n  "timestamp": "2026-11-26T16:00:00+01:00"\n}\n';
+    expect(readQueuedMessage(JSON.parse(queuedRequestText(envelope, spaced)))).toEqual({
+      ok: true,
+      event: {
+        v: 1,
+        ...envelope,
+        eventType: 'llm_query_sent',
+        sessionId: '42',
+        payload: {},
+        clientTime: '2026-11-26T15:00:00.000Z',
+      },
+    });
+    const broken = queuedRequestText(envelope, '{"session_id":-1,"event_type":"review_started"}');
+    expect(readQueuedMessage(JSON.parse(broken))).toEqual({
+      ok: false,
+      problems: expect.stringContaining('request.session_id') as unknown as string,
+    });
   });
 
   it('takes what the API enqueues', () => {

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { readQueuedMessage, type QueuedEvent } from '../../src/ingest/event.js';
+import { createIngestService } from '../../src/ingest/ingest-service.js';
+import { createMemoryQueue } from '../../src/queue/memory-queue.js';
+import type { Principal } from '../../src/security/authenticate.js';
+
+const principal: Principal = { keyId: 'key_1', scopes: ['ingest'] };
+
+async function acceptOne(body: string, withText: boolean) {
+  const queue = createMemoryQueue({ maxLength: 10 });
+  const reported: QueuedEvent[] = [];
+  const ingest = createIngestService({
+    queue,
+    loggingEnabled: true,
+    nowIso: () => '2026-11-26T15:00:00.000Z',
+    onAccepted: (event) => reported.push(event),
+  });
+  const accepted = await ingest.accept(JSON.parse(body), principal, withText ? body : undefined);
+  const [entry, ...rest] = await queue.read('test', 10, 0);
+  await queue.close();
+  expect(rest).toEqual([]);
+  const queued = JSON.parse(entry!.body) as { v: number; request?: unknown };
+  const read = readQueuedMessage(queued);
+  // Whatever the form, the worker reads the event the service reported and answered.
+  expect(read).toEqual({ ok: true, event: reported[0] });
+  expect(reported[0]!.id).toBe(accepted.id);
+  return { form: queued.v, text: entry!.body, event: reported[0]! };
+}
+
+describe('the ingest service', () => {
+  it('queues a body its fast path read as the text it arrived in (form 2)', async () => {
+    const body = '{ "session_id": " 42 ", "event_type": "review_started", "payload": {"file_count": 3} }';
+    const { form, text, event } = await acceptOne(body, true);
+    expect(form).toBe(2);
+    expect(text.endsWith(`"request":${body}}`)).toBe(true);
+    expect(event).toMatchObject({ sessionId: '42', payload: { file_count: 3 }, apiKeyId: 'key_1' });
+  });
+
+  it('queues the event itself (form 1) when the schema had to copy the body, or no text was given', async () => {
+    // zod's copy of the payload drops an own "__proto__" key, so the text is not what is stored.
+    const copied = await acceptOne(
+      '{"session_id":1,"event_type":"review_started","payload":{"__proto__":{"x":1},"a":1}}',
+      true,
+    );
+    expect(copied.form).toBe(1);
+    expect(copied.event.payload).toEqual({ a: 1 });
+    expect(Object.hasOwn(copied.event.payload, '__proto__')).toBe(false);
+
+    const withoutText = await acceptOne('{"session_id":1,"event_type":"review_started"}', false);
+    expect(withoutText.form).toBe(1);
+  });
+});
