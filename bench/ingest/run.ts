@@ -9,6 +9,9 @@
  *      same rows into a copy of the table (`LIKE audit_events INCLUDING ALL`)
  *      from one Node process on one connection.
  *   3. The same with both tables already holding `--preload` rows (5,000,000).
+ *   With `--only ...,instructions`: the user-space instructions each HTTP target
+ *   spends on a request, counted by valgrind (callgrind), which no other load on
+ *   the machine moves.
  *
  * Run: `npx tsx bench/ingest/run.ts [--quick] [--help]`. Prints a table and
  * writes bench/ingest/results.json. Every database, stream and process it makes
@@ -16,7 +19,8 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +32,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { environmentSchema } from '../../src/config/index.js';
-import { EVENT_TYPES, type QueuedEvent } from '../../src/ingest/event.js';
+import { EVENT_TYPES, queuedRequestText, type QueuedEvent } from '../../src/ingest/event.js';
 import { markdownTable } from '../support/table.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -39,7 +43,7 @@ const rel = (file: string) => path.relative(ROOT, file) || '.';
 // ---------------------------------------------------------------------------
 // Options
 
-type Phase = 'http' | 'empty' | 'preloaded';
+type Phase = 'http' | 'empty' | 'preloaded' | 'instructions';
 
 interface Options {
   quick: boolean;
@@ -68,13 +72,15 @@ const HELP = `Usage: npx tsx bench/ingest/run.ts [options]
 
   --quick               short run (~1-2 min): 2 s warm-up, 8 s per HTTP target,
                         100k events, 500k preloaded rows
-  --only LIST           phases to run, comma-separated: http,empty,preloaded (default all)
+  --only LIST           phases to run, comma-separated: http,empty,preloaded (default) and
+                        instructions (user-space instructions per request under valgrind's
+                        callgrind, bare and serve; ~3 min; apt-get install -y valgrind)
   --warmup S            HTTP warm-up seconds per target (default 5; quick 2)      env BENCH_WARMUP
   --duration S          HTTP measured seconds per target (default 15; quick 8)    env BENCH_DURATION
   --connections N       HTTP connections (default 64)                             env BENCH_CONNECTIONS
   --threads N           wrk threads (default 1)                                   env BENCH_THREADS
   --rounds N            HTTP rounds, bare then serve each round; medians reported
-                        (default 2; quick 1)                                      env BENCH_ROUNDS
+                        (default 3; quick 1)                                      env BENCH_ROUNDS
   --persist-rounds N    persistence rounds per scenario, raw then worker each on fresh rows; the
                         round with the median ratio is reported (default 3; quick 1)
                                                                                   env BENCH_PERSIST_ROUNDS
@@ -167,7 +173,8 @@ function parseOptions(argv: readonly string[]): Options {
     .map((phase) => phase.trim())
     .filter(Boolean);
   for (const phase of phases) {
-    if (!['http', 'empty', 'preloaded'].includes(phase)) throw new Error(`--only: unknown phase '${phase}'`);
+    if (!['http', 'empty', 'preloaded', 'instructions'].includes(phase))
+      throw new Error(`--only: unknown phase '${phase}'`);
   }
   const wrkInstalled = spawnSync('wrk', ['--version'], { encoding: 'utf8' }).error === undefined;
   const loadTool = str('load-tool', 'BENCH_LOAD_TOOL', wrkInstalled ? 'wrk' : 'node');
@@ -181,7 +188,8 @@ function parseOptions(argv: readonly string[]): Options {
     durationS: num('duration', 'BENCH_DURATION', quick ? 8 : 15, 1),
     connections: Math.round(num('connections', 'BENCH_CONNECTIONS', 64, 1)),
     threads: Math.round(num('threads', 'BENCH_THREADS', 1, 1)),
-    rounds: Math.round(num('rounds', 'BENCH_ROUNDS', quick ? 1 : 2, 1)),
+    // Three: the median of two rounds is their mean, and one disturbed round moves it by a quarter.
+    rounds: Math.round(num('rounds', 'BENCH_ROUNDS', quick ? 1 : 3, 1)),
     persistRounds: Math.round(num('persist-rounds', 'BENCH_PERSIST_ROUNDS', quick ? 1 : 3, 1)),
     loadTool,
     events: Math.round(num('events', 'BENCH_EVENTS', quick ? 100_000 : 300_000, 1)),
@@ -859,11 +867,177 @@ async function httpPhase(options: Options, runId: string): Promise<HttpResult> {
 }
 
 // ---------------------------------------------------------------------------
+// 1b. Instructions per request
+
+interface InstructionsResult {
+  warmupRequests: number;
+  requests: number;
+  /** User-space instructions per request (valgrind callgrind's Ir), kernel time not included. */
+  bare: number;
+  serve: number;
+  /** bare / serve: the share of serve's instructions the bare server needs. */
+  ratio: number;
+}
+
+/**
+ * req/s on a shared two-core machine moves by a quarter between runs of the same code (see the
+ * README); an instruction count moves by under one percent, so it tells whether a change to the
+ * request path made it cheaper. Both targets run under callgrind with counting off, take
+ * `warmup` requests (so the JIT has compiled the path), then count over `requests` more.
+ */
+async function instructionsPhase(options: Options, runId: string): Promise<InstructionsResult> {
+  if (spawnSync('valgrind', ['--version']).error !== undefined)
+    throw new Error('valgrind is not installed (apt-get install -y valgrind)');
+  const warmupRequests = options.quick ? 1000 : 3000;
+  const requests = options.quick ? 3000 : 10_000;
+  const dbName = `${runId}_instr`;
+  const url = await createDatabase(options, dbName);
+  try {
+    const barePort = await freePort();
+    const bare = await countInstructions(options, runId, {
+      name: 'bare-server',
+      args: ['--import', 'tsx', path.join(HERE, 'bare-server.ts')],
+      vars: { PORT: String(barePort), HOST: '127.0.0.1' },
+      readyUrl: `http://127.0.0.1:${barePort}/`,
+      port: barePort,
+      warmupRequests,
+      requests,
+    });
+    const stream = `${runId}:instructions`;
+    streams.add(stream);
+    const port = await freePort();
+    const serve = await countInstructions(options, runId, {
+      name: 'serve',
+      args: [...NODE_FLAGS, BIN, 'serve'],
+      vars: {
+        DATABASE_URL: url,
+        REDIS_URL: options.redisUrl,
+        ADMIN_API_KEY: API_KEY,
+        HOST: '127.0.0.1',
+        PRODUCER_PORT: String(port),
+        QUERY_SERVICE_PORT: String(port),
+        QUEUE_STREAM: stream,
+        QUEUE_MAX_LENGTH: '10000000',
+        RATE_LIMIT_PER_MINUTE: '10000000',
+        METRICS_PORT: String(await freePort()),
+        LOG_LEVEL: 'warn',
+      },
+      readyUrl: `http://127.0.0.1:${port}/health/ready`,
+      port,
+      warmupRequests,
+      requests,
+    });
+    await deleteStream(stream);
+    return { warmupRequests, requests, bare, serve, ratio: bare / serve };
+  } finally {
+    await dropDatabase(dbName);
+  }
+}
+
+async function countInstructions(
+  options: Options,
+  runId: string,
+  target: {
+    name: string;
+    args: string[];
+    vars: Record<string, string>;
+    readyUrl: string;
+    port: number;
+    warmupRequests: number;
+    requests: number;
+  },
+): Promise<number> {
+  const outFile = path.join(os.tmpdir(), `${runId}-${target.name}.callgrind`);
+  const child = startChild(
+    `${target.name} (callgrind)`,
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      `--callgrind-out-file=${outFile}`,
+      process.execPath,
+      ...target.args,
+    ],
+    target.vars,
+  );
+  // callgrind_control finds the process by a name made of the user and HOST variables: same environment.
+  const control = (state: 'on' | 'off') => {
+    const result = spawnSync('callgrind_control', ['-i', state, String(child.proc.pid)], {
+      env: serviceEnv(target.vars),
+      encoding: 'utf8',
+    });
+    if (result.status !== 0) throw new Error(`callgrind_control -i ${state} failed: ${result.stderr}`);
+  };
+  try {
+    // Everything runs some 50 times slower under valgrind, start-up too.
+    await waitReady(child, target.readyUrl, 600_000);
+    log(`instructions: ${target.name} under callgrind, ${fmtInt(target.warmupRequests)} requests to warm up`);
+    await postMany(target.port, target.warmupRequests, options.connections);
+    control('on');
+    await postMany(target.port, target.requests, options.connections);
+    control('off');
+  } finally {
+    await stopChild(child, 120_000);
+  }
+  try {
+    const totals = /^(?:totals|summary):\s*(\d+)/m.exec(readFileSync(outFile, 'utf8'));
+    if (!totals) throw childFailed(child, `left no instruction count in ${outFile}`);
+    const perRequest = Number(totals[1]) / target.requests;
+    log(`  ${target.name}: ${fmtInt(perRequest)} instructions per request`);
+    return perRequest;
+  } finally {
+    rmSync(outFile, { force: true });
+  }
+}
+
+/** `count` POSTs of the benchmark's body over `connections` keep-alive connections; any non-2xx fails. */
+async function postMany(port: number, count: number, connections: number): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  let started = 0;
+  let finished = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const next = () => {
+        if (started >= count) return;
+        started += 1;
+        const request = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/log',
+            method: 'POST',
+            agent,
+            headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
+          },
+          (response) => {
+            if ((response.statusCode ?? 0) >= 300) {
+              reject(new Error(`POST /log answered ${response.statusCode}`));
+              return;
+            }
+            response.resume();
+            response.once('end', () => {
+              finished += 1;
+              if (finished === count) resolve();
+              else next();
+            });
+          },
+        );
+        request.once('error', reject);
+        request.end(HTTP_BODY);
+      };
+      for (let i = 0; i < Math.min(connections, count); i += 1) next();
+    });
+  } finally {
+    agent.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------
 // 2 and 3. Persistence
 
 const LANGUAGES = ['python', 'typescript', 'go', 'rust'];
 
-/** Events exactly as `createIngestService().accept` puts them in the stream field `e`. */
+/** Events as the worker stores them; {@link fillStream} queues them as `POST /log` does. */
 function makeEvents(count: number): QueuedEvent[] {
   const events: QueuedEvent[] = [];
   const receivedAt = new Date().toISOString();
@@ -893,8 +1067,15 @@ async function fillStream(stream: string, events: readonly QueuedEvent[]): Promi
   const CHUNK = 2000;
   for (let from = 0; from < events.length; from += CHUNK) {
     const pipeline = redis!.pipeline();
-    for (const event of events.slice(from, from + CHUNK))
-      pipeline.xadd(stream, '*', 'e', JSON.stringify(event));
+    // The request text in its envelope (form 2), as `POST /log` queues a body like these.
+    for (const event of events.slice(from, from + CHUNK)) {
+      const request = {
+        session_id: Number(event.sessionId),
+        event_type: event.eventType,
+        payload: event.payload,
+      };
+      pipeline.xadd(stream, '*', 'e', queuedRequestText(event, JSON.stringify(request)));
+    }
     const results = await pipeline.exec();
     const failed = results?.find(([error]) => error);
     if (failed) throw failed[0]!;
@@ -1709,6 +1890,7 @@ interface Results {
   options: Omit<Options, 'out'> & { out: string };
   commands: string[];
   http?: HttpResult;
+  instructions?: InstructionsResult;
   persistence: PersistenceResult[];
   error?: string;
 }
@@ -1769,6 +1951,15 @@ function render(results: Results): string {
         );
       }
     }
+  }
+  const i = results.instructions;
+  if (i) {
+    out.push('');
+    out.push(
+      `1b. Instructions per request (valgrind callgrind, user space only), counted over ${fmtInt(i.requests)} ` +
+        `requests after ${fmtInt(i.warmupRequests)}: bare ${fmtInt(i.bare)}, serve ${fmtInt(i.serve)}; ` +
+        `bare/serve ${pct(i.ratio)}`,
+    );
   }
   if (results.persistence.length > 0) {
     out.push('');
@@ -1929,6 +2120,8 @@ async function main(): Promise<number> {
       `run ${runId}: nproc ${results.machine.nproc}, node ${process.version}, phases ${options.phases.join(',')}`,
     );
     if (options.phases.includes('http')) results.http = await httpPhase(options, runId);
+    if (options.phases.includes('instructions'))
+      results.instructions = await instructionsPhase(options, runId);
     for (const scenario of ['empty', 'preloaded'] as const) {
       if (options.phases.includes(scenario))
         results.persistence.push(await persistencePhase(options, runId, scenario));
