@@ -980,7 +980,8 @@ async function countInstructions(
     await stopChild(child, 120_000);
   }
   try {
-    const totals = /^(?:totals|summary):\s*(\d+)/m.exec(readFileSync(outFile, 'utf8'));
+    // "totals:" closes the file; its header's "summary:" was written while counting was still off.
+    const totals = /^totals:\s*(\d+)/m.exec(readFileSync(outFile, 'utf8'));
     if (!totals) throw childFailed(child, `left no instruction count in ${outFile}`);
     const perRequest = Number(totals[1]) / target.requests;
     log(`  ${target.name}: ${fmtInt(perRequest)} instructions per request`);
@@ -1007,7 +1008,12 @@ async function postMany(port: number, count: number, connections: number): Promi
             path: '/log',
             method: 'POST',
             agent,
-            headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
+            // As wrk sends it: a declared length, not a chunked body.
+            headers: {
+              'content-type': 'application/json',
+              'content-length': String(Buffer.byteLength(HTTP_BODY)),
+              'x-api-key': API_KEY,
+            },
           },
           (response) => {
             if ((response.statusCode ?? 0) >= 300) {
