@@ -763,6 +763,24 @@ interface HttpResult {
   profile?: ProfileSummary;
 }
 
+/** `auditgraph serve`'s environment in the HTTP measurements: one port, its own stream, no limit in the way. */
+async function serveVars(options: Options, databaseUrl: string, stream: string, port: number) {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: options.redisUrl,
+    ADMIN_API_KEY: API_KEY,
+    HOST: '127.0.0.1',
+    PRODUCER_PORT: String(port),
+    QUERY_SERVICE_PORT: String(port),
+    QUEUE_STREAM: stream,
+    QUEUE_MAX_LENGTH: '10000000',
+    // The per-key limit (1000/min by default) would answer most of the load with 429.
+    RATE_LIMIT_PER_MINUTE: '10000000',
+    METRICS_PORT: String(await freePort()),
+    LOG_LEVEL: 'warn',
+  };
+}
+
 async function httpPhase(options: Options, runId: string): Promise<HttpResult> {
   const rounds: HttpResult['rounds'] = [];
   const dbName = `${runId}_http`;
@@ -802,20 +820,7 @@ async function httpPhase(options: Options, runId: string): Promise<HttpResult> {
         'serve',
         process.execPath,
         [...NODE_FLAGS, ...profileFlags(options, profileDir), BIN, 'serve'],
-        {
-          DATABASE_URL: url,
-          REDIS_URL: options.redisUrl,
-          ADMIN_API_KEY: API_KEY,
-          HOST: '127.0.0.1',
-          PRODUCER_PORT: String(port),
-          QUERY_SERVICE_PORT: String(port),
-          QUEUE_STREAM: stream,
-          QUEUE_MAX_LENGTH: '10000000',
-          // The per-key limit (1000/min by default) would answer most of the load with 429.
-          RATE_LIMIT_PER_MINUTE: '10000000',
-          METRICS_PORT: String(await freePort()),
-          LOG_LEVEL: 'warn',
-        },
+        await serveVars(options, url, stream, port),
       );
       let serveResult: LoadSummary;
       try {
@@ -909,19 +914,7 @@ async function instructionsPhase(options: Options, runId: string): Promise<Instr
     const serve = await countInstructions(options, runId, {
       name: 'serve',
       args: [...NODE_FLAGS, BIN, 'serve'],
-      vars: {
-        DATABASE_URL: url,
-        REDIS_URL: options.redisUrl,
-        ADMIN_API_KEY: API_KEY,
-        HOST: '127.0.0.1',
-        PRODUCER_PORT: String(port),
-        QUERY_SERVICE_PORT: String(port),
-        QUEUE_STREAM: stream,
-        QUEUE_MAX_LENGTH: '10000000',
-        RATE_LIMIT_PER_MINUTE: '10000000',
-        METRICS_PORT: String(await freePort()),
-        LOG_LEVEL: 'warn',
-      },
+      vars: await serveVars(options, url, stream, port),
       readyUrl: `http://127.0.0.1:${port}/health/ready`,
       port,
       warmupRequests,
