@@ -208,9 +208,10 @@ export function readQueuedEventFast(json: unknown): QueuedEvent | undefined {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
   const fields = json as Record<string, unknown>;
   if (fields['v'] === 2) return readQueuedRequestFast(fields);
-  const { v, id, eventType, sessionId, payload, clientTime, receivedAt, apiKeyId } = fields;
-  if (v !== 1) return undefined;
-  if (typeof id !== 'string' || !UUID_PATTERN.test(id)) return undefined;
+  if (fields['v'] !== 1) return undefined;
+  const envelope = readEnvelopeFast(fields);
+  if (envelope === undefined) return undefined;
+  const { eventType, sessionId, payload, clientTime } = fields;
   if (typeof eventType !== 'string' || eventType.length === 0 || eventType.length > 64) return undefined;
   if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > MAX_SESSION_ID_LENGTH)
     return undefined;
@@ -225,18 +226,25 @@ export function readQueuedEventFast(json: unknown): QueuedEvent | undefined {
   }
   if (clientTime !== null && (typeof clientTime !== 'string' || !DATETIME_PATTERN.test(clientTime)))
     return undefined;
-  if (typeof receivedAt !== 'string' || !DATETIME_PATTERN.test(receivedAt)) return undefined;
-  if (apiKeyId !== null && (typeof apiKeyId !== 'string' || apiKeyId.length > 64)) return undefined;
   return {
-    v,
-    id,
+    v: 1,
+    id: envelope.id,
     eventType,
     sessionId,
     payload: payload as Record<string, unknown>,
     clientTime,
-    receivedAt,
-    apiKeyId,
+    receivedAt: envelope.receivedAt,
+    apiKeyId: envelope.apiKeyId,
   };
+}
+
+/** The envelope's fields of either form, as the schemas check them, or `undefined`. */
+function readEnvelopeFast(fields: Record<string, unknown>): Envelope | undefined {
+  const { id, receivedAt, apiKeyId } = fields;
+  if (typeof id !== 'string' || !UUID_PATTERN.test(id)) return undefined;
+  if (typeof receivedAt !== 'string' || !DATETIME_PATTERN.test(receivedAt)) return undefined;
+  if (apiKeyId !== null && (typeof apiKeyId !== 'string' || apiKeyId.length > 64)) return undefined;
+  return { id, receivedAt, apiKeyId };
 }
 
 /**
@@ -262,13 +270,10 @@ export function readQueuedMessage(
 
 /** Form 2's common case, read as {@link queuedRequestSchema} would, or `undefined`. */
 function readQueuedRequestFast(fields: Record<string, unknown>): QueuedEvent | undefined {
-  const { id, receivedAt, apiKeyId } = fields;
-  if (typeof id !== 'string' || !UUID_PATTERN.test(id)) return undefined;
-  if (typeof receivedAt !== 'string' || !DATETIME_PATTERN.test(receivedAt)) return undefined;
-  if (apiKeyId !== null && (typeof apiKeyId !== 'string' || apiKeyId.length > 64)) return undefined;
+  const envelope = readEnvelopeFast(fields);
+  if (envelope === undefined) return undefined;
   const request = readLogRequestFast(fields['request']);
-  if (request === undefined) return undefined;
-  return queuedEventOf(request, { id, receivedAt, apiKeyId });
+  return request === undefined ? undefined : queuedEventOf(request, envelope);
 }
 
 /**
