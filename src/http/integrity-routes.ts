@@ -3,6 +3,7 @@ import type { IntegrityService } from '../integrity/service.js';
 import { toRestEvent } from './routes.js';
 import { parseQuery } from './query-params.js';
 import type { Route, RouteResult } from './server.js';
+import { errorResponse, objectResponse, secured } from './openapi-parts.js';
 
 const seqParam = z
   .string()
@@ -65,16 +66,6 @@ export function createIntegrityRoutes(service: IntegrityService): Route[] {
   ];
 }
 
-const errorSchema = { $ref: '#/components/schemas/Error' };
-const errorResponse = (description: string) => ({
-  description,
-  content: { 'application/json': { schema: errorSchema } },
-});
-const json = (description: string) => ({
-  description,
-  content: { 'application/json': { schema: { type: 'object' } } },
-});
-const secured = { security: [{ apiKey: [] }, { bearer: [] }] };
 const seqQuery = (name: 'from' | 'to', description: string) => ({
   name,
   in: 'query',
@@ -89,7 +80,7 @@ function proofOperation(idIn: 'path' | 'query', summaryPrefix: string) {
     ...secured,
     parameters: [{ name: 'id', in: idIn, required: true, schema: { type: 'string', format: 'uuid' } }],
     responses: {
-      '200': json('The event (null once retention removed its body) and its proof'),
+      '200': objectResponse('The event (null once retention removed its body) and its proof'),
       '400': errorResponse('`id` is not a UUID.'),
       '401': errorResponse('Missing or unknown API key.'),
       '403': errorResponse("The key lacks the 'read' scope."),
@@ -111,7 +102,7 @@ export const integrityOpenApiPaths = {
         seqQuery('to', 'Highest seq to check (default: the end).'),
       ],
       responses: {
-        '200': json('The verification report; `ok` false with `problem` when tampering was found'),
+        '200': objectResponse('The verification report; `ok` false with `problem` when tampering was found'),
         '400': errorResponse('A bound is not a seq, or from > to; `fields` names it.'),
         '401': errorResponse('Missing or unknown API key.'),
         '403': errorResponse("The key lacks the 'admin' scope."),
@@ -127,7 +118,7 @@ export const integrityOpenApiPaths = {
       summary: 'The Ed25519 key that signs checkpoints (PEM and raw base64) and its key id',
       ...secured,
       responses: {
-        '200': json('The public key'),
+        '200': objectResponse('The public key'),
         '401': errorResponse('Missing or unknown API key.'),
         '404': errorResponse('This deployment has no signing key.'),
       },
@@ -137,7 +128,10 @@ export const integrityOpenApiPaths = {
     get: {
       summary: 'The newest signed checkpoint (null before the first)',
       ...secured,
-      responses: { '200': json('`{ checkpoint }`'), '401': errorResponse('Missing or unknown API key.') },
+      responses: {
+        '200': objectResponse('`{ checkpoint }`'),
+        '401': errorResponse('Missing or unknown API key.'),
+      },
     },
   },
 };

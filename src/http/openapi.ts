@@ -1,11 +1,7 @@
 import { EVENT_TYPES } from '../ingest/event.js';
 import { PAYLOAD_CATALOG } from '../ingest/catalog.js';
 import { integrityOpenApiPaths } from './integrity-routes.js';
-
-const errorResponse = (description: string) => ({
-  description,
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-});
+import { errorResponse, jsonRequestBody, objectResponse, secured } from './openapi-parts.js';
 
 const days = {
   name: 'days',
@@ -17,13 +13,10 @@ const days = {
 const analyticsPath = (summary: string) => ({
   get: {
     summary,
-    security: [{ apiKey: [] }, { bearer: [] }],
+    ...secured,
     parameters: [days],
     responses: {
-      '200': {
-        description: 'Analytics over the window',
-        content: { 'application/json': { schema: { type: 'object' } } },
-      },
+      '200': objectResponse('Analytics over the window'),
       '400': errorResponse('A parameter is malformed or out of range; `fields` names it.'),
       '401': errorResponse('Missing or unknown API key.'),
       '403': errorResponse("The key lacks the 'read' scope."),
@@ -113,25 +106,18 @@ export function buildOpenApiDocument(version: string) {
       '/log': {
         post: {
           summary: 'Accept one event (object) or up to 1000 (array, all or nothing)',
-          security: [{ apiKey: [] }, { bearer: [] }],
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': {
-                schema: {
-                  oneOf: [
-                    { $ref: '#/components/schemas/LogRequest' },
-                    {
-                      type: 'array',
-                      minItems: 1,
-                      maxItems: 1000,
-                      items: { $ref: '#/components/schemas/LogRequest' },
-                    },
-                  ],
-                },
+          ...secured,
+          ...jsonRequestBody({
+            oneOf: [
+              { $ref: '#/components/schemas/LogRequest' },
+              {
+                type: 'array',
+                minItems: 1,
+                maxItems: 1000,
+                items: { $ref: '#/components/schemas/LogRequest' },
               },
-            },
-          },
+            ],
+          }),
           responses: {
             '202': {
               description: 'Queued; stored shortly after.',
@@ -160,7 +146,7 @@ export function buildOpenApiDocument(version: string) {
       '/events': {
         get: {
           summary: 'Events, newest first',
-          security: [{ apiKey: [] }, { bearer: [] }],
+          ...secured,
           parameters: [
             { name: 'event_type', in: 'query', schema: { $ref: '#/components/schemas/EventType' } },
             { name: 'session_id', in: 'query', schema: { type: 'string' } },
@@ -204,7 +190,7 @@ export function buildOpenApiDocument(version: string) {
       '/events/types': {
         get: {
           summary: 'Each event type stored, with its count and last-seen time',
-          security: [{ apiKey: [] }, { bearer: [] }],
+          ...secured,
           responses: {
             '200': {
               description: 'Event types',
@@ -243,7 +229,7 @@ export function buildOpenApiDocument(version: string) {
         get: {
           summary:
             'Events a worker could never store, newest first: each with its id, original_id, failed_at, reason and the queued entry as it was (body)',
-          security: [{ apiKey: [] }, { bearer: [] }],
+          ...secured,
           parameters: [
             {
               name: 'limit',
@@ -253,10 +239,7 @@ export function buildOpenApiDocument(version: string) {
             },
           ],
           responses: {
-            '200': {
-              description: '`{ dead_letters, count, total }`',
-              content: { 'application/json': { schema: { type: 'object' } } },
-            },
+            '200': objectResponse('`{ dead_letters, count, total }`'),
             '400': errorResponse('`limit` is malformed or out of range.'),
             '401': errorResponse('Missing or unknown API key.'),
             '403': errorResponse("The key lacks the 'admin' scope."),
@@ -267,27 +250,19 @@ export function buildOpenApiDocument(version: string) {
         post: {
           summary:
             'Put dead letters back in the queue, in the order given, once their cause is fixed (safe to repeat: storing is idempotent on the event id)',
-          security: [{ apiKey: [] }, { bearer: [] }],
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['ids'],
-                  additionalProperties: false,
-                  properties: {
-                    ids: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string' } },
-                  },
-                },
-              },
+          ...secured,
+          ...jsonRequestBody({
+            type: 'object',
+            required: ['ids'],
+            additionalProperties: false,
+            properties: {
+              ids: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string' } },
             },
-          },
+          }),
           responses: {
-            '200': {
-              description: '`{ replayed, missing }`: the ids put back, and those that are not dead letters',
-              content: { 'application/json': { schema: { type: 'object' } } },
-            },
+            '200': objectResponse(
+              '`{ replayed, missing }`: the ids put back, and those that are not dead letters',
+            ),
             '400': errorResponse(
               'The body is not `{"ids": [...]}` with 1 to 1000 ids; `fields` names the problem.',
             ),
