@@ -26,49 +26,29 @@ export interface Database {
   /** Runs `work` on one connection that stays checked out until it returns. */
   withSession<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
   /**
-   * Runs `work` in a transaction; commits when it resolves, rolls back when it throws. `work` gets
-   * the rows of `options.opening` (none without it).
+   * A connection kept checked out across calls until released: for a
+   * session-level advisory lock held over many statements. `close()` destroys
+   * any still reserved.
    */
-  transaction<T>(
-    work: (session: SqlSession, opened: ReadonlyArray<Record<string, unknown>>) => Promise<T>,
-    options?: TransactionOptions,
-  ): Promise<T>;
+  reserve(): Promise<ReservedSession>;
+  /** Runs `work` in a transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
-export interface TransactionOptions {
+/**
+ * A connection of {@link Database.reserve}. Its statements may be issued without
+ * waiting for each other: they are sent in the order issued, each as soon as
+ * the one before is answered (node-postgres deprecates queueing them itself).
+ */
+export interface ReservedSession extends SqlSession {
+  /** Runs `work` in a transaction on this connection; commits when it resolves, rolls back when it throws. */
+  transaction<T>(work: (tx: SqlSession) => Promise<T>): Promise<T>;
   /**
-   * A transaction-level advisory lock to hold before `work` starts. Taken in
-   * the same round trip as BEGIN: on the worker's insert path every round
-   * trip is time no other worker can insert in.
+   * Hands the connection back, or with `destroy` closes it instead, which also
+   * ends every session-level lock it holds. Once only; later calls do nothing.
    */
-  advisoryLock?: number;
-  /**
-   * A statement without parameters to run first, in the same round trip as
-   * BEGIN (and the lock): its rows are handed to `work`. It must be a single
-   * statement, built from trusted text only.
-   */
-  opening?: string;
-}
-
-const lockStatement = (lock: number): string => {
-  if (!Number.isSafeInteger(lock)) throw new TypeError(`advisory lock key must be an integer, not ${lock}`);
-  return `SELECT pg_advisory_xact_lock(${lock})`;
-};
-
-const beginStatement = (options: TransactionOptions | undefined): string =>
-  [
-    'BEGIN',
-    ...(options?.advisoryLock === undefined ? [] : [lockStatement(options.advisoryLock)]),
-    ...(options?.opening === undefined ? [] : [options.opening]),
-  ].join('; ');
-
-type Rows = Array<Record<string, unknown>>;
-
-/** The rows of a script's last statement: pg answers a script of several statements with one result each. */
-function lastRows(result: pg.QueryResult | pg.QueryResult[]): Rows {
-  const last = Array.isArray(result) ? result.at(-1) : result;
-  return (last?.rows ?? []) as Rows;
+  release(destroy?: Error): void;
 }
 
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {
@@ -102,9 +82,10 @@ function openPostgres(url: string, poolSize: number): Database {
     exec: async (script: string) => {
       await client.query(script);
     },
-    script: async (script: string) =>
-      lastRows((await client.query(script)) as pg.QueryResult | pg.QueryResult[]),
   });
+
+  /** Releases of the connections reserved and not yet released, run by close(). */
+  const reservations = new Set<(destroy?: Error) => void>();
 
   const withSession = async <T>(work: (session: ReturnType<typeof sessionOf>) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
@@ -134,21 +115,54 @@ function openPostgres(url: string, poolSize: number): Database {
     query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
       (await pool.query<Row>(text, params as unknown[] | undefined)).rows,
     withSession,
-    transaction: (work, options) =>
-      withSession(async (session) => {
-        try {
-          const begun = await session.script(beginStatement(options));
-          const result = await work(session, options?.opening === undefined ? [] : begun);
-          await session.exec('COMMIT');
-          return result;
-        } catch (error) {
-          await session.exec('ROLLBACK').catch(() => undefined);
-          throw error;
-        }
-      }),
+    async reserve() {
+      const client = await pool.connect();
+      let lost: Error | undefined;
+      const onConnectionLost = (error: Error) => {
+        lost = error;
+      };
+      client.on('error', onConnectionLost);
+      const connection = sessionOf(client);
+      let previous: Promise<unknown> = Promise.resolve();
+      const inTurn = <T>(send: () => Promise<T>): Promise<T> => {
+        const sent = previous.then(send, send);
+        previous = sent.catch(() => undefined);
+        return sent;
+      };
+      const session: SqlSession = {
+        query: (text, params) => inTurn(() => connection.query(text, params)),
+        exec: (script) => inTurn(() => connection.exec(script)),
+      };
+      const release = (destroy?: Error) => {
+        if (!reservations.delete(release)) return;
+        client.off('error', onConnectionLost);
+        client.release(lost ?? destroy);
+      };
+      reservations.add(release);
+      return {
+        query: session.query,
+        exec: session.exec,
+        transaction: (work) => inTransaction(session, work),
+        release,
+      };
+    },
+    transaction: (work) => withSession((session) => inTransaction(session, work)),
     async close() {
+      for (const release of [...reservations]) release(new Error('the database is closing'));
       await prisma.$disconnect();
       await pool.end();
+    },
+  };
+}
+
+type PGliteTransaction = Parameters<Parameters<PGlite['transaction']>[0]>[0];
+
+function transactionSession(tx: PGliteTransaction): SqlSession {
+  return {
+    query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
+      (await tx.query<Row>(text, params as unknown[] | undefined)).rows,
+    exec: async (script) => {
+      await tx.exec(script);
     },
   };
 }
@@ -172,30 +186,31 @@ async function openPGlite(dataDir: string): Promise<Database> {
     query: session.query,
     // PGlite is one connection: a session is the instance itself.
     withSession: (work) => work(session),
-    transaction: (work, options) =>
-      pglite.transaction(async (tx) => {
-        // One connection in this process: nothing to save by sharing BEGIN's round trip.
-        if (options?.advisoryLock !== undefined) await tx.query(lockStatement(options.advisoryLock));
-        const opened =
-          options?.opening === undefined
-            ? []
-            : (await tx.query<Record<string, unknown>>(options.opening)).rows;
-        return work(
-          {
-            query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
-              (await tx.query<Row>(text, params as unknown[] | undefined)).rows,
-            exec: async (script) => {
-              await tx.exec(script);
-            },
-          },
-          opened,
-        );
+    reserve: () =>
+      Promise.resolve({
+        ...session,
+        transaction: (work) => pglite.transaction((tx) => work(transactionSession(tx))),
+        release: () => undefined,
       }),
+    transaction: (work) => pglite.transaction((tx) => work(transactionSession(tx))),
     async close() {
       await prisma.$disconnect();
       await pglite.close();
     },
   };
+}
+
+/** Runs `work` between BEGIN and COMMIT on `session`, or ROLLBACK when it throws. */
+async function inTransaction<T>(session: SqlSession, work: (tx: SqlSession) => Promise<T>): Promise<T> {
+  await session.exec('BEGIN');
+  try {
+    const result = await work(session);
+    await session.exec('COMMIT');
+    return result;
+  } catch (error) {
+    await session.exec('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
 }
 
 /** Errors after which a connection must not be reused. */

@@ -1,4 +1,4 @@
-import type { Database, SqlSession } from './database.js';
+import type { Database, ReservedSession, SqlSession } from './database.js';
 import type { Prisma } from './generated/prisma/client.js';
 import { canonicalize } from '../integrity/canonical.js';
 import { leafTime, prepareLeafHash } from '../integrity/leaf.js';
@@ -197,55 +197,49 @@ JOIN jsonb_array_elements($5::jsonb) WITH ORDINALITY AS p(payload, n) ON p.n = u
  * not maintained here but folded in after commit (createRollupFolder in src/store/analytics-store.ts),
  * outside the lock that serializes every worker's inserts.
  */
-function insertStatement(): string {
-  return `WITH ${INSERT_LEAVES_CTE},
+const INSERT_STATEMENT = `WITH ${INSERT_LEAVES_CTE},
 inserted AS (${INSERT_BATCH}
 RETURNING 1)
 SELECT count(*)::int AS inserted FROM inserted`;
-}
 
-// Run under the lock, in its own statement: a statement's snapshot is taken when it starts, so
-// this one sees every batch committed before the lock was granted. The batch's seqs are one range
-// taken from the sequence at once (every writer of audit_events holds the lock, so nothing takes
-// values in between); duplicates leave gaps, which seq allows. `existing` is looked up only in the
-// checked form: redelivery is rare, so a batch first goes in unchecked and a duplicate id fails it
-// on a unique index (see insertBatch). Sent in one script with BEGIN and the lock, it is still its
-// own statement, with its own snapshot, taken once the lock is granted.
-const preparingSql = (existing: string, count: string) => `
+/**
+ * The insert as a statement of its own (autocommit) under the write lease: the
+ * same rows, written only if the hash log ends where the lease expects ($9 is
+ * its next position; otherwise nothing is written and 0 is answered), and the
+ * seq sequence moved to the batch's last position ($12, $13) so that it stays
+ * ahead of every stored seq.
+ */
+const LEASED_INSERT_STATEMENT = `WITH expected AS (
+  SELECT COALESCE(max(leaf_index) + 1, 0) = $9::bigint AS position_holds FROM audit_log_leaves
+),
+${INSERT_LEAVES_CTE.replace(/\)$/, '  WHERE (SELECT position_holds FROM expected)\n)')},
+inserted AS (${INSERT_BATCH}
+WHERE (SELECT position_holds FROM expected)
+RETURNING 1)
+SELECT counted.n AS inserted, CASE WHEN counted.n > 0 THEN setval($12::regclass, $13::bigint) END AS last_seq
+FROM (SELECT count(*)::int AS n FROM inserted) counted`;
+
+// The checked path's opening, in a transaction on the lease's connection: the stored ids among the
+// batch's, where the hash log and positions end, and the batch's seqs as one range taken from the
+// sequence at once (nothing else takes values while the lease is held); duplicates leave gaps,
+// which seq allows.
+const PREPARE_CHECKED = `
 SELECT
-  ${existing} AS existing,
+  (SELECT COALESCE(array_agg(event_id::text), '{}') FROM audit_log_leaves WHERE event_id = ANY($1::uuid[])) AS existing,
   (SELECT COALESCE(max(leaf_index) + 1, 0)::text FROM audit_log_leaves) AS next_leaf,
-  (SELECT max(seq)::text FROM audit_events) AS max_seq,
-  (SELECT setval(s, nextval(s) + ${count}::int - 1)::text
+  (SELECT setval(s, nextval(s) + $2::int - 1)::text
      FROM (SELECT pg_get_serial_sequence('audit_events', 'seq')::regclass AS s) sequence) AS last_seq,
   now()::timestamptz(3) AS now`;
-const PREPARE_CHECKED = preparingSql(
-  `(SELECT COALESCE(array_agg(event_id::text), '{}') FROM audit_log_leaves WHERE event_id = ANY($1::uuid[]))`,
-  '$2',
-);
-/**
- * The unchecked form, with nothing to bind but the count, goes out with BEGIN
- * and the lock as the transaction's opening: one round trip fewer on the path
- * every worker waits on.
- */
-function prepareUncheckedSql(count: number): string {
-  if (!Number.isSafeInteger(count) || count < 1)
-    throw new RangeError(`batch size must be a positive integer, not ${count}`);
-  return preparingSql(`'{}'::text[]`, String(count));
-}
 
 interface PrepareState {
   existing: string[];
   next_leaf: string;
-  max_seq: string | null;
   last_seq: string;
   now: Date;
 }
 
 /** PostgreSQL's unique_violation. */
 const UNIQUE_VIOLATION = '23505';
-
-class DuplicateInBatch extends Error {}
 
 const eventColumns = {
   id: true,
@@ -266,8 +260,184 @@ function offsetBoundaryCoverable(query: EventQuery): boolean {
   return query.from === undefined && query.to === undefined && (query.payloadMatches ?? []).length === 0;
 }
 
+/**
+ * What a holder of the write lease knows of the tables, read once when it takes
+ * the lease: nobody else writes events or leaves while it holds it.
+ */
+interface WriterState {
+  nextLeaf: bigint;
+  nextSeq: bigint;
+  /** The seq column's sequence, as a regclass literal. */
+  sequence: string;
+  /** PostgreSQL's clock minus this process's, in milliseconds: persisted times follow the database's clock. */
+  clockOffsetMs: number;
+}
+
+const WRITER_STATE_SQL = `
+SELECT
+  (SELECT COALESCE(max(leaf_index) + 1, 0)::text FROM audit_log_leaves) AS next_leaf,
+  (SELECT max(seq)::text FROM audit_events) AS max_seq,
+  s.sequence::text AS sequence,
+  nextval(s.sequence)::text AS next_value,
+  (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS clock_ms
+FROM (SELECT pg_get_serial_sequence('audit_events', 'seq')::regclass AS sequence) s`;
+
+async function readWriterState(session: ReservedSession): Promise<WriterState> {
+  const read = async () => {
+    const [row] = await session.query<{
+      next_leaf: string;
+      max_seq: string | null;
+      sequence: string;
+      next_value: string;
+      clock_ms: number;
+    }>(WRITER_STATE_SQL);
+    if (!row) throw new Error('insertBatch: the writer state query returned no row');
+    return { row, at: Date.now() };
+  };
+  let { row, at } = await read();
+  if (row.next_leaf === '0' && row.max_seq !== null) {
+    // Events stored before the hash log existed: give them leaves first, in seq order.
+    await session.transaction((tx) => backfillLeaves(tx));
+    ({ row, at } = await read());
+  }
+  const afterStored = row.max_seq === null ? 1n : BigInt(row.max_seq) + 1n;
+  const fromSequence = BigInt(row.next_value);
+  return {
+    nextLeaf: BigInt(row.next_leaf),
+    nextSeq: fromSequence > afterStored ? fromSequence : afterStored,
+    sequence: row.sequence,
+    clockOffsetMs: row.clock_ms - at,
+  };
+}
+
+/** A lease with no statement under way and no batch to write for this long is given back, for other workers (and idle pools). */
+const LEASE_IDLE_MS = 50;
+/** A lease is given back after a batch once held this long, so a worker waiting for it gets its turn. */
+const LEASE_TURN_MS = 1000;
+
+interface HeldLease {
+  session: ReservedSession;
+  state: WriterState;
+  since: number;
+  /** Statements sent and not yet answered: the connection goes back only once they are. */
+  inFlight: Set<Promise<unknown>>;
+}
+
+/**
+ * The right to write events, held across batches: a session-level advisory lock
+ * (the same key as the checked path's transactions) on a connection kept for it.
+ * Its holder knows the next seq and leaf position without asking, so a batch
+ * is one statement, committed on its own: no BEGIN, no opening query and no
+ * COMMIT, each a round trip during which every worker waits. And the next
+ * batch's statement can be sent while one runs (the connection answers them in
+ * order): its positions assume the one before succeeded, and the statement's
+ * guard writes nothing when that did not hold.
+ *
+ * Turns run one at a time in this process: sending a batch, recovering from a
+ * failed one, giving the lease back. It is given back when idle, after a long
+ * hold, and on any failure.
+ */
+function createWriteLease(db: Database) {
+  let held: HeldLease | undefined;
+  let idleTimer: NodeJS.Timeout | undefined;
+  let turns: Promise<unknown> = Promise.resolve();
+
+  async function take(): Promise<HeldLease> {
+    const session = await db.reserve();
+    try {
+      await session.query('SELECT pg_advisory_lock($1)', [SEQ_ORDER_LOCK_KEY]);
+      return { session, state: await readWriterState(session), since: Date.now(), inFlight: new Set() };
+    } catch (error) {
+      // Closing the connection is the one sure way to end a lock it may hold.
+      session.release(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+
+  async function giveBack(): Promise<void> {
+    const lease = held;
+    held = undefined;
+    if (!lease) return;
+    await Promise.allSettled(lease.inFlight);
+    try {
+      await lease.session.query('SELECT pg_advisory_unlock($1)', [SEQ_ORDER_LOCK_KEY]);
+      lease.session.release();
+    } catch (error) {
+      lease.session.release(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** Gives the lease back once it has been idle for {@link LEASE_IDLE_MS}; a turn starting meanwhile cancels it. */
+  function giveBackWhenIdle(): void {
+    idleTimer = setTimeout(() => {
+      if (held && held.inFlight.size > 0) giveBackWhenIdle();
+      else void turn(giveBack);
+    }, LEASE_IDLE_MS).unref();
+  }
+
+  function turn<T>(work: () => Promise<T>): Promise<T> {
+    const run = turns.then(async () => {
+      clearTimeout(idleTimer);
+      try {
+        return await work();
+      } finally {
+        if (held) giveBackWhenIdle();
+      }
+    });
+    turns = run.catch(() => undefined);
+    return run;
+  }
+
+  async function lease(): Promise<HeldLease> {
+    if (held && Date.now() - held.since >= LEASE_TURN_MS) await giveBack();
+    held ??= await take();
+    return held;
+  }
+
+  return {
+    /**
+     * Sends a statement holding the lease (`send` runs in a turn, and should
+     * only send) and resolves with its answer. `recover`, run in a turn of its
+     * own, answers instead when `send`'s answer says it wrote nothing.
+     */
+    async write<T>(
+      send: (session: ReservedSession, state: WriterState) => Promise<T | undefined>,
+      recover: (session: ReservedSession, state: WriterState) => Promise<T>,
+    ): Promise<T> {
+      const sent = await turn(async () => {
+        const current = await lease();
+        const answer = send(current.session, current.state);
+        current.inFlight.add(answer);
+        void answer.then(
+          () => current.inFlight.delete(answer),
+          () => current.inFlight.delete(answer),
+        );
+        return { answer };
+      });
+      let answered: T | undefined;
+      try {
+        answered = await sent.answer;
+      } catch (error) {
+        await turn(giveBack);
+        throw error;
+      }
+      if (answered !== undefined) return answered;
+      return turn(async () => {
+        const current = await lease();
+        try {
+          return await recover(current.session, current.state);
+        } catch (error) {
+          await giveBack();
+          throw error;
+        }
+      });
+    },
+  };
+}
+
 export function createEventStore(db: Database) {
   const rollups = createRollupFolder(db);
+  const lease = createWriteLease(db);
   /** The `seq` of the row `offset` places below the newest match, or null past the end. */
   async function offsetBoundary(query: EventQuery, offset: number): Promise<bigint | null> {
     const conditions: string[] = [];
@@ -298,47 +468,18 @@ export function createEventStore(db: Database) {
     return rows[0] ? BigInt(rows[0].position) : null;
   }
 
-  /** `opened`: the rows of {@link prepareUncheckedSql}, when the transaction opened with it. */
-  async function writeBatch(
-    tx: SqlSession,
-    batch: PreparedBatch,
-    checkExisting: boolean,
-    opened: ReadonlyArray<Record<string, unknown>> = [],
-  ): Promise<{ inserted: number; stored: StoredEvent[] }> {
-    const { candidates } = batch;
-    const encoded = batch.columns ?? encodeColumns(candidates);
-    const prepare = async () => {
-      const [row] = checkExisting
-        ? await tx.query<PrepareState>(PREPARE_CHECKED, [encoded.ids, candidates.length])
-        : await tx.query<PrepareState>(prepareUncheckedSql(candidates.length));
-      if (!row) throw new Error('insertBatch: the prepare query returned no row');
-      return row;
-    };
-    let state = (opened[0] as PrepareState | undefined) ?? (await prepare());
-    if (state.next_leaf === '0' && state.max_seq !== null) {
-      // Events stored before the hash log existed: give them leaves first, in seq order.
-      await backfillLeaves(tx);
-      state = await prepare();
-    }
-    const next = BigInt(state.next_leaf);
-    const firstSeq = BigInt(state.last_seq) - BigInt(candidates.length) + 1n;
-
-    // What runs from here to the insert's send is time the database (and every worker waiting for
-    // the lock) waits on this process: the leaf hashes' last step, and nothing that could be done before.
-    let fresh: readonly BatchCandidate[] = candidates;
-    let columns = encoded;
-    if (state.existing.length > 0 || !encoded.distinct) {
-      const seen = new Set(state.existing.map((id) => id.toLowerCase()));
-      // Skips ids stored already, and repeats of an id within the batch.
-      fresh = candidates.filter((candidate) => {
-        if (seen.has(candidate.id)) return false;
-        seen.add(candidate.id);
-        return true;
-      });
-      if (fresh.length === 0) return { inserted: 0, stored: [] };
-      columns = encodeColumns(fresh);
-    }
-    const persistedAt = leafTime(state.now);
+  /**
+   * The parameters of {@link INSERT_STATEMENT} and {@link LEASED_INSERT_STATEMENT} (but the
+   * latter's last two) for `fresh` at the positions given, and the events as stored, built on
+   * demand: once the statement is sent, while the database runs it.
+   */
+  function rowsToInsert(
+    fresh: readonly BatchCandidate[],
+    columns: EncodedColumns,
+    firstSeq: bigint,
+    nextLeaf: bigint,
+    persistedAt: string,
+  ) {
     const seqs = fresh.map((_, offset) => (firstSeq + BigInt(offset)).toString());
     // One bytea of every 32-byte hash, sliced by the statement: a text[] of 1,000 hex strings cost
     // the server an array parse and a decode per row. A Buffer, as PGlite takes no hex text for bytea.
@@ -346,45 +487,111 @@ export function createEventStore(db: Database) {
       fresh.map((candidate, index) => candidate.leafHash(seqs[index]!, persistedAt)),
       fresh.length * 32,
     );
+    return {
+      params: [
+        columns.ids,
+        firstSeq.toString(),
+        columns.eventTypes,
+        columns.sessionIds,
+        columns.payloads,
+        columns.clientTimes,
+        columns.receivedAts,
+        persistedAt,
+        nextLeaf.toString(),
+        leafHashes,
+        columns.apiKeyIds,
+      ],
+      lastSeq: seqs.at(-1)!,
+      stored: (): StoredEvent[] => {
+        const persistedAtValue = new Date(persistedAt);
+        return fresh.map((candidate, index) => ({
+          id: candidate.id,
+          seq: seqs[index]!,
+          eventType: candidate.event.eventType,
+          sessionId: candidate.event.sessionId,
+          payload: candidate.event.payload,
+          payloadJson: candidate.payloadJson,
+          clientTime: candidate.clientTime === null ? null : new Date(candidate.clientTime),
+          receivedAt: new Date(candidate.receivedAt),
+          persistedAt: persistedAtValue,
+          apiKeyId: candidate.event.apiKeyId,
+        }));
+      },
+    };
+  }
 
-    const inserting = tx.query<{ inserted: number }>(insertStatement(), [
-      columns.ids,
-      firstSeq.toString(),
-      columns.eventTypes,
-      columns.sessionIds,
-      columns.payloads,
-      columns.clientTimes,
-      columns.receivedAts,
-      state.now,
-      next.toString(),
-      leafHashes,
-      columns.apiKeyIds,
+  /**
+   * The batch with each id looked up first, in a transaction: ids stored already
+   * (a redelivery) and repeats within the batch are skipped. An id stored without
+   * a leaf (written around this store) still fails, on the primary key, rather
+   * than getting a leaf that does not match what is stored.
+   */
+  async function writeChecked(
+    tx: SqlSession,
+    batch: PreparedBatch,
+  ): Promise<{ inserted: number; stored: StoredEvent[] }> {
+    const { candidates } = batch;
+    const encoded = batch.columns ?? encodeColumns(candidates);
+    const [state] = await tx.query<PrepareState>(PREPARE_CHECKED, [encoded.ids, candidates.length]);
+    if (!state) throw new Error('insertBatch: the prepare query returned no row');
+    const firstSeq = BigInt(state.last_seq) - BigInt(candidates.length) + 1n;
+    const seen = new Set(state.existing.map((id) => id.toLowerCase()));
+    const fresh = candidates.filter((candidate) => {
+      if (seen.has(candidate.id)) return false;
+      seen.add(candidate.id);
+      return true;
+    });
+    if (fresh.length === 0) return { inserted: 0, stored: [] };
+    const columns = fresh.length === candidates.length ? encoded : encodeColumns(fresh);
+    const rows = rowsToInsert(fresh, columns, firstSeq, BigInt(state.next_leaf), leafTime(state.now));
+    const inserting = tx.query<{ inserted: number }>(INSERT_STATEMENT, rows.params);
+    const stored = rows.stored();
+    return { inserted: (await inserting)[0]?.inserted ?? 0, stored };
+  }
+
+  /**
+   * Sends the batch as one statement under the lease, its leaf hashes finished
+   * here (what runs from the turn's start to the send is time every worker
+   * waits on), and moves the lease's positions past it. Answers undefined when
+   * it wrote nothing: a stored id among its events (a redelivery) failed it on a
+   * unique index, or the hash log was not where the lease expected (the batch
+   * sent before failed, or something wrote around the lease).
+   */
+  function sendLeased(
+    session: ReservedSession,
+    state: WriterState,
+    batch: PreparedBatch,
+    columns: EncodedColumns,
+  ): Promise<{ inserted: number; stored: StoredEvent[] } | undefined> {
+    const { candidates } = batch;
+    const persistedAt = leafTime(new Date(Date.now() + state.clockOffsetMs));
+    const rows = rowsToInsert(candidates, columns, state.nextSeq, state.nextLeaf, persistedAt);
+    const inserting = session.query<{ inserted: number }>(LEASED_INSERT_STATEMENT, [
+      ...rows.params,
+      state.sequence,
+      rows.lastSeq,
     ]);
-    // Built while the statement runs.
-    const stored = fresh.map((candidate, index): StoredEvent => ({
-      id: candidate.id,
-      seq: seqs[index]!,
-      eventType: candidate.event.eventType,
-      sessionId: candidate.event.sessionId,
-      payload: candidate.event.payload,
-      payloadJson: candidate.payloadJson,
-      clientTime: candidate.clientTime === null ? null : new Date(candidate.clientTime),
-      receivedAt: new Date(candidate.receivedAt),
-      persistedAt: state.now,
-      apiKeyId: candidate.event.apiKeyId,
-    }));
-    try {
-      const rows = await inserting;
-      return { inserted: rows[0]?.inserted ?? 0, stored };
-    } catch (error) {
-      // Only an unchecked batch can hit a stored id; the caller writes it again, checked. Checked,
-      // an id stored without a leaf (written around this store) still fails here, on the primary
-      // key, rather than getting a leaf that does not match what is stored.
-      if (!checkExisting && (error as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) {
-        throw new DuplicateInBatch('a stored event id in the batch');
-      }
-      throw error;
-    }
+    state.nextSeq = BigInt(rows.lastSeq) + 1n;
+    state.nextLeaf += BigInt(candidates.length);
+    return inserting.then(
+      ([row]) =>
+        row?.inserted === candidates.length ? { inserted: row.inserted, stored: rows.stored() } : undefined,
+      (error: unknown) => {
+        if ((error as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) return undefined;
+        throw error;
+      },
+    );
+  }
+
+  /** The batch through {@link writeChecked}, after which the lease reads its positions again. */
+  async function recoverLeased(
+    session: ReservedSession,
+    state: WriterState,
+    batch: PreparedBatch,
+  ): Promise<{ inserted: number; stored: StoredEvent[] }> {
+    const written = await session.transaction((tx) => writeChecked(tx, batch));
+    Object.assign(state, await readWriterState(session));
+    return written;
   }
 
   return {
@@ -397,8 +604,9 @@ export function createEventStore(db: Database) {
      * repeat of an id within the batch, so a redelivered batch never
      * duplicates and never adds a second leaf.
      *
-     * Batches from every worker are serialized by an advisory lock, so `seq` and
-     * the leaf positions are assigned, and become visible, in commit order.
+     * Batches from every worker are serialized by an advisory lock (the write
+     * lease, {@link createWriteLease}), so `seq` and the leaf positions are
+     * assigned, and become visible, in commit order.
      * @returns how many events were new, and those events as stored, in ascending seq order.
      */
     async insertBatch(
@@ -406,19 +614,13 @@ export function createEventStore(db: Database) {
     ): Promise<{ inserted: number; stored: StoredEvent[] }> {
       const prepared = batch instanceof PreparedBatch ? batch : prepareBatch(batch);
       if (prepared.candidates.length === 0) return { inserted: 0, stored: [] };
-      // Unchecked first; a duplicate id (a redelivery) fails the insert on a unique index, and
-      // the batch is written again with each id looked up first.
-      try {
-        return await db.transaction((tx, opened) => writeBatch(tx, prepared, false, opened), {
-          advisoryLock: SEQ_ORDER_LOCK_KEY,
-          opening: prepareUncheckedSql(prepared.candidates.length),
-        });
-      } catch (error) {
-        if (!(error instanceof DuplicateInBatch)) throw error;
-        return db.transaction((tx) => writeBatch(tx, prepared, true), {
-          advisoryLock: SEQ_ORDER_LOCK_KEY,
-        });
-      }
+      const columns = prepared.columns ?? encodeColumns(prepared.candidates);
+      return lease.write(
+        // Repeats of an id within the batch go straight to the checked path, which skips them.
+        async (session, state) =>
+          columns.distinct ? sendLeased(session, state, prepared, columns) : undefined,
+        (session, state) => recoverLeased(session, state, prepared),
+      );
     },
 
     prepareBatch,

@@ -242,15 +242,24 @@ export function createWorker(options: WorkerOptions) {
   async function loop(): Promise<void> {
     const lastClaimAt = { value: 0 };
     const resumeOwn = { value: true };
-    // One batch is written while the next is read and prepared (parsing, canonical JSON, hashing),
-    // so the worker's own work overlaps the database's. Writes stay one at a time and in order.
+    // Batches are written while the next is read and prepared (parsing, canonical JSON, hashing),
+    // so the worker's own work overlaps the database's. Two writes may be under way: the store sends
+    // the second while the first runs, so the database does not wait for this process between them.
     let writing: Promise<boolean> | undefined;
-    const finishWriting = async () => {
-      const continues = writing ? await writing : true;
-      writing = undefined;
+    let writingBefore: Promise<boolean> | undefined;
+    /** At most one write under way once this resolves. */
+    const finishWritingBefore = async () => {
+      const continues = writingBefore ? await writingBefore : true;
+      writingBefore = undefined;
       return continues;
     };
-    /** The batch in hand written and every written batch acknowledged. */
+    const finishWriting = async () => {
+      const before = await finishWritingBefore();
+      const continues = writing ? await writing : true;
+      writing = undefined;
+      return before && continues;
+    };
+    /** The batches in hand written and every written batch acknowledged. */
     const settleAll = async () => {
       const continues = await finishWriting();
       await acknowledging;
@@ -279,7 +288,12 @@ export function createWorker(options: WorkerOptions) {
         continue;
       }
       const batch = await prepare(entries);
-      if (!(await finishWriting())) return;
+      if (!(await finishWritingBefore())) {
+        // Abandoned at a stop's deadline: the write behind it ends too before the loop does.
+        await finishWriting();
+        return;
+      }
+      writingBefore = writing;
       writing = settle(batch);
     }
     await finishWriting();

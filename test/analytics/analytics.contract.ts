@@ -438,9 +438,9 @@ export function analyticsContract(
         let folds = 0;
         const counting: Database = {
           ...fresh.db,
-          transaction: (work, transactionOptions) => {
+          transaction: (work) => {
             folds += 1;
-            return fresh.db.transaction(work, transactionOptions);
+            return fresh.db.transaction(work);
           },
         };
         const spacingMs = 400;

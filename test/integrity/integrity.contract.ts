@@ -241,6 +241,30 @@ export function integrityContract(
       });
     });
 
+    it('keeps the hash log gapless when a batch issued behind a redelivered one was sent assuming it stored', async () => {
+      const setup = await history(1);
+      const stored = Array.from({ length: 5 }, () => newEvent());
+      await setup.events.insertBatch(stored);
+      const fresh = Array.from({ length: 5 }, () => newEvent());
+      // Issued together, the store sends the third while the second (all stored already) runs, with
+      // positions that assume the second wrote its five leaves.
+      const [redelivered, after, later] = await Promise.all([
+        setup.events.insertBatch(stored),
+        setup.events.insertBatch(fresh),
+        setup.events.insertBatch([newEvent()]),
+      ]);
+      expect([redelivered.inserted, after.inserted, later.inserted]).toEqual([0, 5, 1]);
+      const leaves = await setup.db.query<{ position: number }>(
+        'SELECT leaf_index::int AS position FROM audit_log_leaves ORDER BY leaf_index',
+      );
+      expect(leaves.map((leaf) => leaf.position)).toEqual(Array.from({ length: 21 }, (_, i) => i));
+      expect(await setup.integrity.verify({}, setup.key.publicKey)).toMatchObject({
+        ok: true,
+        eventsChecked: 21,
+        treeSize: '21',
+      });
+    });
+
     it('reports no false tampering while events and checkpoints are written during verification', async () => {
       const setup = await history(2);
       let writing = true;

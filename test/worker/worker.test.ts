@@ -160,7 +160,7 @@ for (const [name, open] of Object.entries(openers)) {
       expect(letter!.reason).toMatch(/^insert failed/);
     });
 
-    it('prepares the next batch while one is being written, and writes one batch at a time, in order', async () => {
+    it('prepares the next batch while one is being written, and has at most two writes under way, started in order', async () => {
       const { queue, store } = await setup();
       const events = Array.from({ length: 30 }, (_, n) => queuedEvent({ payload: { n } }));
       const firstIdOf = (batch: Parameters<EventStore['insertBatch']>[0]) =>
@@ -197,7 +197,9 @@ for (const [name, open] of Object.entries(openers)) {
       await startWrapped('pipelined', queue, observed, events);
       await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
       expect(firstWriteOverlapped).toBe(true);
-      expect(mostWritingAtOnce).toBe(1);
+      // The first write is held until the second batch is prepared: the second goes out behind it
+      // (the store sends it while the first runs), the third waits for the first.
+      expect(mostWritingAtOnce).toBe(2);
       const firstOfEachBatch = [events[0]!.id, events[10]!.id, events[20]!.id];
       expect(prepared).toEqual(firstOfEachBatch);
       expect(written).toEqual(firstOfEachBatch);
@@ -235,7 +237,12 @@ for (const [name, open] of Object.entries(openers)) {
       await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
       await worker.stop(5000);
 
-      expect(steps.slice(0, 3)).toEqual(['write 1', 'write 2', expect.stringMatching(/^announce /)]);
+      // Each batch's announcement comes after the next batch's write went out.
+      const announcements = steps.filter((step) => step.startsWith('announce '));
+      expect(announcements).toHaveLength(3);
+      announcements.slice(0, -1).forEach((announcement, index) => {
+        expect(steps.indexOf(`write ${index + 2}`)).toBeLessThan(steps.indexOf(announcement));
+      });
       const announced = steps
         .filter((step) => step.startsWith('announce '))
         .flatMap((step) => step.slice('announce '.length).split(','))
