@@ -625,7 +625,7 @@ export function createEventStore(db: Database) {
 
     prepareBatch,
 
-    /** Newest first. */ /** Newest first. */
+    /** Newest first. */
     async listEvents(query: EventQuery): Promise<StoredEvent[]> {
       const offset = query.offset ?? 0;
       if (offset > 0 && offsetBoundaryCoverable(query)) {
