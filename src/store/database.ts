@@ -87,9 +87,8 @@ function openPostgres(url: string, poolSize: number): Database {
   /** Releases of the connections reserved and not yet released, run by close(). */
   const reservations = new Set<(destroy?: Error) => void>();
 
-  const withSession = async <T>(work: (session: ReturnType<typeof sessionOf>) => Promise<T>): Promise<T> => {
+  const reserve = async (): Promise<ReservedSession> => {
     const client = await pool.connect();
-    let broken: Error | undefined;
     // A checked-out client whose connection drops (PostgreSQL stopping) emits 'error' besides
     // failing its query, and the pool listens only to idle clients: unheard, it ends the process.
     let lost: Error | undefined;
@@ -97,15 +96,43 @@ function openPostgres(url: string, poolSize: number): Database {
       lost = error;
     };
     client.on('error', onConnectionLost);
+    const connection = sessionOf(client);
+    let previous: Promise<unknown> = Promise.resolve();
+    const inTurn = <T>(send: () => Promise<T>): Promise<T> => {
+      const sent = previous.then(send, send);
+      previous = sent.catch(() => undefined);
+      return sent;
+    };
+    const session: SqlSession = {
+      query: (text, params) => inTurn(() => connection.query(text, params)),
+      exec: (script) => inTurn(() => connection.exec(script)),
+    };
+    const release = (destroy?: Error) => {
+      if (!reservations.delete(release)) return;
+      client.off('error', onConnectionLost);
+      client.release(lost ?? destroy);
+    };
+    reservations.add(release);
+    return {
+      query: session.query,
+      exec: session.exec,
+      transaction: (work) => inTransaction(session, work),
+      release,
+    };
+  };
+
+  const withSession = async <T>(work: (session: SqlSession) => Promise<T>): Promise<T> => {
+    const session = await reserve();
+    let broken: Error | undefined;
     try {
-      return await work(sessionOf(client));
+      return await work(session);
     } catch (error) {
       // A connection that failed mid-work may be unusable: do not return it to the pool.
-      broken = error instanceof Error ? error : new Error(String(error));
+      const failure = error instanceof Error ? error : new Error(String(error));
+      if (isConnectionLevel(failure)) broken = failure;
       throw error;
     } finally {
-      client.off('error', onConnectionLost);
-      client.release(lost ?? (broken !== undefined && isConnectionLevel(broken) ? broken : undefined));
+      session.release(broken);
     }
   };
 
@@ -115,37 +142,7 @@ function openPostgres(url: string, poolSize: number): Database {
     query: async <Row extends object>(text: string, params?: readonly unknown[]) =>
       (await pool.query<Row>(text, params as unknown[] | undefined)).rows,
     withSession,
-    async reserve() {
-      const client = await pool.connect();
-      let lost: Error | undefined;
-      const onConnectionLost = (error: Error) => {
-        lost = error;
-      };
-      client.on('error', onConnectionLost);
-      const connection = sessionOf(client);
-      let previous: Promise<unknown> = Promise.resolve();
-      const inTurn = <T>(send: () => Promise<T>): Promise<T> => {
-        const sent = previous.then(send, send);
-        previous = sent.catch(() => undefined);
-        return sent;
-      };
-      const session: SqlSession = {
-        query: (text, params) => inTurn(() => connection.query(text, params)),
-        exec: (script) => inTurn(() => connection.exec(script)),
-      };
-      const release = (destroy?: Error) => {
-        if (!reservations.delete(release)) return;
-        client.off('error', onConnectionLost);
-        client.release(lost ?? destroy);
-      };
-      reservations.add(release);
-      return {
-        query: session.query,
-        exec: session.exec,
-        transaction: (work) => inTransaction(session, work),
-        release,
-      };
-    },
+    reserve,
     transaction: (work) => withSession((session) => inTransaction(session, work)),
     async close() {
       for (const release of [...reservations]) release(new Error('the database is closing'));
@@ -179,6 +176,8 @@ async function openPGlite(dataDir: string): Promise<Database> {
       await pglite.exec(script);
     },
   };
+  const transaction: Database['transaction'] = (work) =>
+    pglite.transaction((tx) => work(transactionSession(tx)));
 
   return {
     kind: 'pglite',
@@ -186,13 +185,8 @@ async function openPGlite(dataDir: string): Promise<Database> {
     query: session.query,
     // PGlite is one connection: a session is the instance itself.
     withSession: (work) => work(session),
-    reserve: () =>
-      Promise.resolve({
-        ...session,
-        transaction: (work) => pglite.transaction((tx) => work(transactionSession(tx))),
-        release: () => undefined,
-      }),
-    transaction: (work) => pglite.transaction((tx) => work(transactionSession(tx))),
+    reserve: () => Promise.resolve({ ...session, transaction, release: () => undefined }),
+    transaction,
     async close() {
       await prisma.$disconnect();
       await pglite.close();
