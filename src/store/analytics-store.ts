@@ -45,6 +45,15 @@ const MAX_COST_USD = 1e6;
 
 const tokens = (field: string) => `COALESCE(${payloadNumber(field, MAX_TOKENS)}, 0)::bigint`;
 
+// The UTC hour and day of an event, as date_trunc(unit, column, 'UTC') would give them: date_bin is
+// arithmetic on the instant, where date_trunc with a zone converts to local time and back per row.
+// The fold computes both for every event: a 3,600-event fold took 8-18 % less with date_bin
+// (bench/ingest/README.md, session 9). Identical for every instant (2,000,000 random ones between
+// 1900 and 2100 compared).
+const UTC_ORIGIN = `TIMESTAMPTZ '1970-01-01 00:00:00+00'`;
+const utcHourOf = (column: string) => `date_bin('1 hour', ${column}, ${UTC_ORIGIN})`;
+const utcDayOf = (column: string) => `date_bin('1 day', ${column}, ${UTC_ORIGIN})`;
+
 // The bin formula of src/analytics/histogram.ts `binOf`, in SQL.
 const binOf = (value: string) =>
   `CASE WHEN ${value} >= ${MIN_TRACKED_VALUE} THEN ceil(ln(${value}) / ${LN_GAMMA}::float8)::int ELSE ${ZERO_BIN} END`;
@@ -60,16 +69,16 @@ const binOf = (value: string) =>
 const ROLLUP_CTES = `
 facts AS (
   SELECT event_type, session_id,
-    date_trunc('hour', received_at, 'UTC') AS hour,
-    date_trunc('day', received_at, 'UTC') AS day,
+    ${utcHourOf('received_at')} AS hour,
+    ${utcDayOf('received_at')} AS day,
     -- Negative lags (clock skew between the API host and PostgreSQL) count as 0.
     GREATEST(extract(epoch FROM persisted_at - received_at) * 1000, 0)::float8 AS lag_ms
   FROM inserted
 ),
 llm_facts AS (
   SELECT
-    date_trunc('hour', received_at, 'UTC') AS hour,
-    date_trunc('day', received_at, 'UTC') AS day,
+    ${utcHourOf('received_at')} AS hour,
+    ${utcDayOf('received_at')} AS day,
     event_type = 'llm_feedback_received' AS response,
     COALESCE(
       CASE WHEN jsonb_typeof(payload -> 'model') = 'string' THEN NULLIF(left(payload ->> 'model', 128), '') END,
@@ -88,8 +97,8 @@ llm_facts AS (
 duration_facts AS (
   SELECT
     CASE event_type WHEN 'review_completed' THEN 'review_duration_ms' ELSE 'syntax_analysis_duration_ms' END AS metric,
-    date_trunc('hour', received_at, 'UTC') AS hour,
-    date_trunc('day', received_at, 'UTC') AS day,
+    ${utcHourOf('received_at')} AS hour,
+    ${utcDayOf('received_at')} AS day,
     ${payloadNumber('duration_ms', MAX_MILLISECONDS)} AS value
   FROM inserted
   WHERE event_type IN ('review_completed', 'syntax_analysis_completed')
