@@ -178,10 +178,11 @@ const SEQ_ORDER_LOCK_KEY = 0x61756469; // "audi"
 // trip writes both.
 // A batch's positions and leaf indexes are consecutive, so they travel as their first values and
 // each row adds its ordinal: two fewer arrays for the driver to escape and the server to parse.
-const INSERT_LEAVES_CTE = `leaves AS (
+// `condition`: a WHERE clause on the rows, which the leased statement adds.
+const insertLeavesCte = (condition = '') => `leaves AS (
   INSERT INTO audit_log_leaves (leaf_index, seq, event_id, leaf_hash)
   SELECT $9::bigint + l.n - 1, $2::bigint + l.n - 1, l.event_id, substring($10::bytea FROM l.n::int * 32 - 31 FOR 32)
-  FROM unnest($1::uuid[]) WITH ORDINALITY AS l(event_id, n)
+  FROM unnest($1::uuid[]) WITH ORDINALITY AS l(event_id, n)${condition}
 )`;
 const INSERT_BATCH = `
 INSERT INTO audit_events (id, seq, event_type, session_id, payload, client_time, received_at, persisted_at, api_key_id)
@@ -197,7 +198,7 @@ JOIN jsonb_array_elements($5::jsonb) WITH ORDINALITY AS p(payload, n) ON p.n = u
  * not maintained here but folded in after commit (createRollupFolder in src/store/analytics-store.ts),
  * outside the lock that serializes every worker's inserts.
  */
-const INSERT_STATEMENT = `WITH ${INSERT_LEAVES_CTE},
+const INSERT_STATEMENT = `WITH ${insertLeavesCte()},
 inserted AS (${INSERT_BATCH}
 RETURNING 1)
 SELECT count(*)::int AS inserted FROM inserted`;
@@ -212,7 +213,7 @@ SELECT count(*)::int AS inserted FROM inserted`;
 const LEASED_INSERT_STATEMENT = `WITH expected AS (
   SELECT COALESCE(max(leaf_index) + 1, 0) = $9::bigint AS position_holds FROM audit_log_leaves
 ),
-${INSERT_LEAVES_CTE.replace(/\)$/, '  WHERE (SELECT position_holds FROM expected)\n)')},
+${insertLeavesCte('\n  WHERE (SELECT position_holds FROM expected)')},
 inserted AS (${INSERT_BATCH}
 WHERE (SELECT position_holds FROM expected)
 RETURNING 1)
@@ -529,9 +530,9 @@ export function createEventStore(db: Database) {
   async function writeChecked(
     tx: SqlSession,
     batch: PreparedBatch,
+    encoded: EncodedColumns,
   ): Promise<{ inserted: number; stored: StoredEvent[] }> {
     const { candidates } = batch;
-    const encoded = batch.columns ?? encodeColumns(candidates);
     const [state] = await tx.query<PrepareState>(PREPARE_CHECKED, [encoded.ids, candidates.length]);
     if (!state) throw new Error('insertBatch: the prepare query returned no row');
     const firstSeq = BigInt(state.last_seq) - BigInt(candidates.length) + 1n;
@@ -588,8 +589,9 @@ export function createEventStore(db: Database) {
     session: ReservedSession,
     state: WriterState,
     batch: PreparedBatch,
+    columns: EncodedColumns,
   ): Promise<{ inserted: number; stored: StoredEvent[] }> {
-    const written = await session.transaction((tx) => writeChecked(tx, batch));
+    const written = await session.transaction((tx) => writeChecked(tx, batch, columns));
     Object.assign(state, await readWriterState(session));
     return written;
   }
@@ -619,7 +621,7 @@ export function createEventStore(db: Database) {
         // Repeats of an id within the batch go straight to the checked path, which skips them.
         async (session, state) =>
           columns.distinct ? sendLeased(session, state, prepared, columns) : undefined,
-        (session, state) => recoverLeased(session, state, prepared),
+        (session, state) => recoverLeased(session, state, prepared, columns),
       );
     },
 
