@@ -16,6 +16,7 @@ import { createFormatError, createGraphQLRoutes, createSchema } from '../graphql
 import { createGraphQLWebSocket } from '../graphql/websocket.js';
 import { createFanout } from '../live/fanout.js';
 import { createLiveFeed } from '../live/live-feed.js';
+import { announce } from '../live/event-bus.js';
 import { createHttpApp } from '../http/server.js';
 import { createOperationalRoutes, createRestRoutes, type ReadinessCheck } from '../http/routes.js';
 import { createEventQueries } from '../query/event-queries.js';
@@ -231,7 +232,7 @@ export async function startWorkerRole(
       metrics.persistDuration.observe(seconds);
     },
     onCommitted: (stored) => {
-      backends.bus.publish(stored).catch((error: unknown) => announceFailed(error));
+      announce(backends.bus, stored).catch((error: unknown) => announceFailed(error));
       rollups.request(foldFailed);
     },
     onRetry: (operation) => metrics.persistRetries.inc({ operation }),

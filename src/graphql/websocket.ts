@@ -361,7 +361,7 @@ function liveIterator(
     fail(
       new AppError(
         'SERVICE_UNAVAILABLE',
-        'The live feed could not read the events missed since `after`; resubscribe with the same cursor.',
+        'The live feed could not read the stored events it starts from; resubscribe (with the same cursor, if any).',
         { retryAfterSeconds: 1 },
       ),
     );

@@ -14,7 +14,26 @@ export interface EventBus {
   publish(events: readonly StoredEvent[]): Promise<void>;
   /** Calls `onEvents` with each announced batch, in seq order within the batch. @returns the unsubscribe. */
   subscribe(onEvents: (events: StoredEvent[]) => void): Promise<() => void>;
+  /**
+   * Declares that this process has live subscribers, so workers announce what they store
+   * (see announce). Held until the returned release is called, or the process's connection ends.
+   */
+  attend(): () => void;
+  /** Whether any process declared live subscribers. @throws when the bus is unreachable. */
+  hasAudience(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * Publishes `events` if some process has live subscribers. Announcing is most of
+ * a worker's cost after the insert (the events' JSON built and sent, about a fifth
+ * of its CPU in bench/ingest), and nobody reads it while no dashboard is open: the
+ * feeds of processes without subscribers skip what they miss (src/live/live-feed.ts),
+ * and a feed that gains one reads the events it was not told about from the database.
+ * @throws when the bus is unreachable; callers log and carry on.
+ */
+export async function announce(bus: EventBus, events: readonly StoredEvent[]): Promise<void> {
+  if (events.length > 0 && (await bus.hasAudience())) await bus.publish(events);
 }
 
 /** How an event crosses the bus: dates become ISO strings on the way through JSON. */
@@ -55,8 +74,14 @@ export function announcementJson(events: readonly StoredEvent[]): string {
 }
 
 /** One adapter over graphql-subscriptions' engine interface: in-process PubSub or RedisPubSub. */
-function busOver(engine: PubSubEngine, channel: string, close: () => Promise<void>): EventBus {
+function busOver(
+  engine: PubSubEngine,
+  channel: string,
+  audience: Pick<EventBus, 'attend' | 'hasAudience'>,
+  close: () => Promise<void>,
+): EventBus {
   return {
+    ...audience,
     async publish(events) {
       if (events.length > 0) await engine.publish(channel, { events });
     },
@@ -77,7 +102,19 @@ function busOver(engine: PubSubEngine, channel: string, close: () => Promise<voi
 
 /** For the embedded mode: one process, so the bus is an in-process emitter. */
 export function createMemoryEventBus(): EventBus {
-  return busOver(new PubSub(), 'persisted', async () => undefined);
+  let attending = 0;
+  const audience = {
+    attend() {
+      attending += 1;
+      let released = false;
+      return () => {
+        if (!released) attending -= 1;
+        released = true;
+      };
+    },
+    hasAudience: async () => attending > 0,
+  };
+  return busOver(new PubSub(), 'persisted', audience, async () => undefined);
 }
 
 /**
@@ -104,7 +141,26 @@ export function createRedisEventBus(url: string, channel: string): EventBus {
     // Only busOver publishes on this engine, and only { events }.
     serializer: (message: { events: readonly StoredEvent[] }) => announcementJson(message.events),
   });
-  return busOver(engine, channel, async () => {
+  // A process with live subscribers stays subscribed to a second channel; PUBSUB NUMSUB counts
+  // them across processes, and a subscription ends with its connection, so a process that died
+  // holding one leaves no trace that would keep workers announcing.
+  const audienceChannel = `${channel}:audience`;
+  const audience = {
+    attend() {
+      const subscribed = engine.subscribe(audienceChannel, () => undefined, {});
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        subscribed.then((id) => engine.unsubscribe(id)).catch(() => undefined);
+      };
+    },
+    async hasAudience() {
+      const reply = (await publisher.call('PUBSUB', 'NUMSUB', audienceChannel)) as [string, number];
+      return Number(reply[1]) > 0;
+    },
+  };
+  return busOver(engine, channel, audience, async () => {
     await engine.close().catch(() => undefined);
   });
 }

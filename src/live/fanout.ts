@@ -161,13 +161,25 @@ export function createFanout(options: {
       }
       if (!member.overflowed) break;
     }
+    flushWaiting(member);
+  }
+
+  function flushWaiting(member: Member): void {
     const waiting = member.waiting ?? [];
     member.waiting = null;
+    if (member.closed) return;
     for (const [seq, rendered] of waiting) {
       if (seq <= member.lastSeq) continue;
       member.sink.send(rendered);
       member.lastSeq = seq;
     }
+  }
+
+  /** Sends what waited past `start` and goes live (reading from the database what overflowed). */
+  async function startLive(member: Member, start: number, request: LiveSubscriptionRequest) {
+    if (start > member.lastSeq) member.lastSeq = start;
+    if (member.overflowed) await catchUp(member, request.filter, request.render);
+    else flushWaiting(member);
   }
 
   return {
@@ -186,10 +198,15 @@ export function createFanout(options: {
         group.renderGroups.set(renderKey, renderGroup);
       }
       const resuming = request.afterSeq !== undefined;
+      const attendance = feed.attend();
+      const { startAfter } = attendance;
+      const waking = typeof startAfter !== 'bigint';
+      // Live events wait while the member does not know where it starts (the feed was asleep and
+      // reads where the stored events end) or reads its history.
       const member: Member = {
         sink: request.sink,
-        lastSeq: Number(request.afterSeq ?? feed.position()),
-        waiting: resuming ? [] : null,
+        lastSeq: Number(request.afterSeq ?? (waking ? feed.position() : startAfter)),
+        waiting: resuming || waking ? [] : null,
         overflowed: false,
         closed: false,
       };
@@ -197,12 +214,21 @@ export function createFanout(options: {
       group.size += 1;
       const ownGroup = group;
       const ownRenderGroup = renderGroup;
-      const caughtUp = resuming ? catchUp(member, request.filter, request.render) : Promise.resolve();
+      const caughtUp = !waking
+        ? resuming
+          ? catchUp(member, request.filter, request.render)
+          : Promise.resolve()
+        : startAfter.then((start) =>
+            resuming
+              ? catchUp(member, request.filter, request.render)
+              : startLive(member, Number(start), request),
+          );
       return {
         caughtUp,
         close() {
           if (member.closed) return;
           member.closed = true;
+          attendance.release();
           ownRenderGroup.members.delete(member);
           if (ownRenderGroup.members.size === 0) ownGroup.renderGroups.delete(renderKey);
           ownGroup.size -= 1;

@@ -27,6 +27,17 @@ const RECOVERY_PAGE = 1000;
 /** Announcements waiting beyond this many are replaced by one read from the database. */
 const MAX_WAITING = 1000;
 
+/** One live subscriber's hold on the feed (see LiveFeed.attend). */
+export interface Attendance {
+  /**
+   * The feed delivers every event after this seq: at once when it was awake, else once it has
+   * read where the stored events end. A new subscriber starts here; a resuming one reads its
+   * history from the database after this is known, so nothing falls between the two.
+   */
+  readonly startAfter: bigint | Promise<bigint>;
+  release(): void;
+}
+
 /**
  * This process's view of the stored events: every event, once, in seq order,
  * shortly after its commit. Announcements from the bus are the fast path; the
@@ -35,6 +46,13 @@ const MAX_WAITING = 1000;
  * starts past the position delivered last, every event in between is already
  * committed and one range read recovers it: a lost, late or reordered message
  * never becomes a gap. A lost last message is found by the idle check.
+ *
+ * Only while the process has live subscribers (attend) does the feed tell the bus
+ * so, and read missed events: without any, workers stop announcing (src/live/event-bus.ts,
+ * announce) and the feed moves its position to the newest stored event without
+ * reading what it skips. The first subscriber after such a time starts after the
+ * newest event read then; what was stored after it reaches the feed by recovery
+ * until the workers announce again.
  */
 export function createLiveFeed(options: LiveFeedOptions) {
   const { bus, source, logger } = options;
@@ -47,16 +65,29 @@ export function createLiveFeed(options: LiveFeedOptions) {
   let lastAnnouncementAt = Date.now();
   let unsubscribe: (() => void) | undefined;
   let idleTimer: NodeJS.Timeout | undefined;
+  let attending = 0;
+  let releaseBus: (() => void) | undefined;
+  /** While the feed wakes: where subscribers start. */
+  let waking: Promise<bigint> | undefined;
+  let awake = false;
 
   function deliver(events: StoredEvent[]): void {
-    const last = events.at(-1);
+    // A page read before an attendance moved the position ahead may hold events at or before it.
+    const fresh = events.filter((event) => BigInt(event.seq) > position);
+    const last = fresh.at(-1);
     if (!last) return;
     position = BigInt(last.seq);
-    for (const listener of listeners) listener(events);
+    for (const listener of listeners) listener(fresh);
   }
 
   /** Reads (position, untilSeq] from the database, or everything after position. */
   async function recover(untilSeq: bigint | undefined): Promise<void> {
+    if (attending === 0) {
+      // Nobody to deliver to: skip ahead without reading.
+      const target = untilSeq ?? (await source.latestSeq());
+      if (target > position) position = target;
+      return;
+    }
     for (;;) {
       const beforeSeq = untilSeq === undefined ? undefined : untilSeq + 1n;
       const page = await source.since({}, position, RECOVERY_PAGE, beforeSeq);
@@ -80,7 +111,7 @@ export function createLiveFeed(options: LiveFeedOptions) {
     const last = events.at(-1);
     if (!first || !last || BigInt(last.seq) <= position) return;
     if (BigInt(first.seq) > position + 1n) await recover(BigInt(first.seq) - 1n);
-    deliver(events.filter((event) => BigInt(event.seq) > position));
+    deliver(events);
   }
 
   async function drain(): Promise<void> {
@@ -138,6 +169,46 @@ export function createLiveFeed(options: LiveFeedOptions) {
     /** The seq of the last event delivered: listeners added now receive only later ones. */
     position: (): bigint => position,
 
+    /**
+     * Holds the feed awake for one live subscriber: announced and missed events are delivered
+     * while anyone attends. The first attendance after none reads where the stored events end.
+     */
+    attend(): Attendance {
+      attending += 1;
+      if (attending === 1) releaseBus = bus.attend();
+      if (!awake && waking === undefined) {
+        const wake: Promise<bigint> = source.latestSeq().then(
+          (latest) => {
+            if (latest > position) position = latest;
+            if (waking === wake) {
+              waking = undefined;
+              awake = attending > 0;
+            }
+            return position;
+          },
+          (error: unknown) => {
+            if (waking === wake) waking = undefined;
+            throw error;
+          },
+        );
+        waking = wake;
+      }
+      let released = false;
+      return {
+        startAfter: waking ?? position,
+        release() {
+          if (released) return;
+          released = true;
+          attending -= 1;
+          if (attending > 0) return;
+          releaseBus?.();
+          releaseBus = undefined;
+          awake = false;
+          waking = undefined;
+        },
+      };
+    },
+
     /** @returns the function that removes `listener`. */
     listen(listener: (events: StoredEvent[]) => void): () => void {
       listeners.add(listener);
@@ -147,6 +218,7 @@ export function createLiveFeed(options: LiveFeedOptions) {
     async stop(): Promise<void> {
       stopped = true;
       if (idleTimer) clearInterval(idleTimer);
+      releaseBus?.();
       unsubscribe?.();
       listeners.clear();
     },

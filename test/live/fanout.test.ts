@@ -17,14 +17,18 @@ const event = (sessionId: string, eventType = 'review_started', payload = {}): S
   apiKeyId: null,
 });
 
-/** A feed driven by the test: `push` delivers a batch to the fanout as the real feed would. */
-function scriptedFeed() {
+/**
+ * A feed driven by the test: `push` delivers a batch to the fanout as the real feed would. Awake,
+ * unless `wakeAt` is given: then subscribers learn where they start when it resolves.
+ */
+function scriptedFeed(wakeAt?: Promise<bigint>) {
   const listeners = new Set<(events: StoredEvent[]) => void>();
   let position = 0n;
   const feed = {
     start: async () => undefined,
     stop: async () => undefined,
     position: () => position,
+    attend: () => ({ startAfter: wakeAt ?? position, release: () => undefined }),
     listen(listener: (events: StoredEvent[]) => void) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -120,5 +124,63 @@ describe('fanout', () => {
     release();
     await subscription.caughtUp;
     expect(inbox).toEqual([...history, overlapping, live].map((stored) => stored.seq));
+  });
+
+  it('starts a subscriber of a waking feed after the newest stored event, holding live events until it is known', async () => {
+    let wake: (seq: bigint) => void = () => undefined;
+    const { feed, push } = scriptedFeed(new Promise<bigint>((resolve) => (wake = resolve)));
+    const fanout = createFanout({ feed, source: noHistory, logger: createLogger({ level: 'silent' }) });
+    const inbox: string[] = [];
+    const subscription = fanout.subscribe({
+      filter: { sessionId: 'w' },
+      renderKey: undefined,
+      render: (stored) => stored.seq,
+      sink: { send: (rendered) => inbox.push(rendered) },
+    });
+    const storedBefore = event('w');
+    const newest = event('w');
+    const after = event('w');
+    push([storedBefore, newest, after]); // recovered by the waking feed: the first two precede the subscriber
+    expect(inbox).toEqual([]);
+    wake(BigInt(newest.seq));
+    await subscription.caughtUp;
+    expect(inbox).toEqual([after.seq]);
+    const live = event('w');
+    push([live]);
+    expect(inbox).toEqual([after.seq, live.seq]);
+  });
+
+  it("reads a resuming subscriber's history only once a waking feed knows where it starts", async () => {
+    let wake: (seq: bigint) => void = () => undefined;
+    const { feed, push } = scriptedFeed(new Promise<bigint>((resolve) => (wake = resolve)));
+    const history = [event('h'), event('h')];
+    const reads: bigint[] = [];
+    let woken = false;
+    const source: FeedSource = {
+      latestSeq: async () => 0n,
+      async since(_filter, afterSeq) {
+        // A read before the wake could miss events stored between it and the feed's start.
+        expect(woken).toBe(true);
+        reads.push(afterSeq);
+        return history.filter((stored) => BigInt(stored.seq) > afterSeq);
+      },
+    };
+    const fanout = createFanout({ feed, source, logger: createLogger({ level: 'silent' }) });
+    const inbox: string[] = [];
+    const subscription = fanout.subscribe({
+      filter: { sessionId: 'h' },
+      renderKey: undefined,
+      render: (stored) => stored.seq,
+      sink: { send: (rendered) => inbox.push(rendered) },
+      afterSeq: BigInt(history[0]!.seq) - 1n,
+    });
+    const live = event('h');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(reads).toEqual([]);
+    woken = true;
+    wake(BigInt(history[1]!.seq));
+    push([live]);
+    await subscription.caughtUp;
+    expect(inbox).toEqual([...history, live].map((stored) => stored.seq));
   });
 });

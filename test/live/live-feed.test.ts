@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMemoryEventBus, createRedisEventBus, type EventBus } from '../../src/live/event-bus.js';
-import { createLiveFeed, type LiveFeed } from '../../src/live/live-feed.js';
+import {
+  announce,
+  createMemoryEventBus,
+  createRedisEventBus,
+  type EventBus,
+} from '../../src/live/event-bus.js';
+import { createLiveFeed, type Attendance, type LiveFeed } from '../../src/live/live-feed.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createEventQueries } from '../../src/query/event-queries.js';
 import { createEventStore, type NewEvent, type StoredEvent } from '../../src/store/event-store.js';
@@ -37,6 +42,7 @@ function liveFeedContract(
     let store: ReturnType<typeof createEventStore>;
     let bus: EventBus;
     let feed: LiveFeed;
+    let attendance: Attendance;
     const delivered: StoredEvent[] = [];
     let recovered = 0;
 
@@ -55,6 +61,8 @@ function liveFeedContract(
       });
       await feed.start();
       feed.listen((events) => delivered.push(...events));
+      attendance = feed.attend(); // as a live subscriber does: the feed reads what it misses
+      await attendance.startAfter;
     });
     afterAll(async () => {
       await feed?.stop();
@@ -100,6 +108,41 @@ function liveFeedContract(
       expect(new Set(all).size).toBe(all.length);
       expect(all).toEqual([...all].sort((a, b) => Number(BigInt(a) - BigInt(b))));
       expect(delivered).toHaveLength(19);
+    });
+
+    it('while nobody attends, moves past missed events without reading them, and workers do not announce', async () => {
+      attendance.release();
+      await eventually(async () => ((await bus.hasAudience()) ? undefined : true), 10_000, 'no audience');
+      const deliveredBefore = delivered.length;
+      const recoveredBefore = recovered;
+      const heard: StoredEvent[] = [];
+      const unsubscribe = await bus.subscribe((events) => heard.push(...events));
+      try {
+        const skipped = (await store.insertBatch(newEvents(3))).stored;
+        await announce(bus, skipped);
+        await eventually(
+          async () => (feed.position() === BigInt(skipped.at(-1)!.seq) ? true : undefined),
+          10_000,
+          'position past the skipped events',
+        );
+        expect(delivered).toHaveLength(deliveredBefore);
+        expect(recovered).toBe(recoveredBefore);
+        expect(heard).toEqual([]);
+
+        // The next subscriber starts after the newest stored event; workers announce again.
+        const newest = (await store.insertBatch(newEvents(1))).stored;
+        attendance = feed.attend();
+        expect(await attendance.startAfter).toBe(BigInt(newest[0]!.seq));
+        await eventually(async () => ((await bus.hasAudience()) ? true : undefined), 10_000, 'audience');
+        const live = (await store.insertBatch(newEvents(2))).stored;
+        await announce(bus, live);
+        await waitForDelivered(deliveredBefore + 2);
+        expect(seqsOf(delivered.slice(deliveredBefore))).toEqual(seqsOf(live));
+        expect(seqsOf(heard)).toEqual(seqsOf(live));
+        expect(recovered).toBe(recoveredBefore);
+      } finally {
+        unsubscribe();
+      }
     });
 
     it('announces stored events with every field as the database holds them', async () => {
