@@ -46,6 +46,11 @@ interface RoleDeps {
   metrics: Metrics;
   /** Signs integrity checkpoints; null or absent: none are written (src/integrity/keys.ts). */
   signingKey?: SigningKey | null;
+  /**
+   * What /health/ready checks, shared by the roles of one process: each role
+   * adds its own (the worker: whether it is stalled), read at every request.
+   */
+  readiness: ReadinessCheck[];
 }
 
 function integrityServiceOf(deps: RoleDeps) {
@@ -57,7 +62,8 @@ function integrityServiceOf(deps: RoleDeps) {
   });
 }
 
-function readinessChecks(backends: Backends): ReadinessCheck[] {
+/** The checks every process makes: its database and its queue answer. */
+export function readinessChecks(backends: Backends): ReadinessCheck[] {
   return [
     { name: 'database', check: async () => void (await backends.db.query('SELECT 1')) },
     { name: 'queue', check: async () => void (await backends.queue.stats()) },
@@ -163,7 +169,7 @@ export async function startApi(
       ...createDeadLetterRoutes(deadLetters),
       ...createOperationalRoutes({
         version: VERSION,
-        readiness: readinessChecks(backends),
+        readiness: deps.readiness,
         metrics,
         metricsToken: config.auth.metricsToken,
       }),
@@ -221,6 +227,7 @@ export async function startWorkerRole(
   const worker = createWorker({
     queue: backends.queue,
     store: backends.store,
+    probe: async () => void (await backends.db.query('SELECT 1')),
     logger: deps.logger.child({ role: 'worker' }),
     consumerName: consumerNameFor(config),
     batchSize: config.worker.batchSize,
@@ -239,6 +246,18 @@ export async function startWorkerRole(
     onDeadLetter: (_reason, cause) => metrics.deadLettered.inc({ cause }),
   });
   worker.start();
+  metrics.watchWorker(() => worker.heldForMs());
+  deps.readiness.push({
+    name: 'worker',
+    check: async () => {
+      const heldMs = worker.heldForMs();
+      if (heldMs > config.worker.stallMs) {
+        throw new Error(
+          `stalled: its oldest batch has waited ${Math.round(heldMs / 1000)} s to be stored (WORKER_STALL_MS is ${config.worker.stallMs})`,
+        );
+      }
+    },
+  });
   const integrityStore = createIntegrityStore(backends.db);
   const integrityLoops = startIntegrityLoops({
     service: integrityServiceOf(deps),
@@ -260,7 +279,7 @@ export async function startWorkerRole(
   const app = createHttpApp({
     routes: createOperationalRoutes({
       version: VERSION,
-      readiness: readinessChecks(backends),
+      readiness: deps.readiness,
       metrics,
       metricsToken: config.auth.metricsToken,
     }),

@@ -5,7 +5,7 @@ import type { KnownKey } from '../security/authenticate.js';
 import { createMetrics } from '../observability/metrics.js';
 import { openBackends, type Backends } from './backends.js';
 import { loadSigningKey, type SigningKey } from '../integrity/keys.js';
-import { startApi, startWorkerRole, type RunningRole } from './roles.js';
+import { readinessChecks, startApi, startWorkerRole, type RunningRole } from './roles.js';
 
 export type Role = 'all' | 'serve' | 'worker';
 
@@ -46,11 +46,20 @@ export async function startAuditgraph(options: {
   }
   const metrics = createMetrics();
   metrics.watchQueue(() => backends.queue.stats());
+  const readiness = readinessChecks(backends);
   const parts: RunningRole[] = [];
   let ports: number[] = [];
   try {
     if (role !== 'worker') {
-      const api = await startApi({ config, logger, backends, metrics, signingKey, keys: options.keys });
+      const api = await startApi({
+        config,
+        logger,
+        backends,
+        metrics,
+        signingKey,
+        readiness,
+        keys: options.keys,
+      });
       ports = api.ports;
       parts.push(api);
     }
@@ -61,6 +70,7 @@ export async function startAuditgraph(options: {
         backends,
         metrics,
         signingKey,
+        readiness,
         serveMetrics: role === 'worker',
       });
       if (worker.metricsPort !== undefined) ports = [worker.metricsPort];

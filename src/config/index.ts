@@ -86,6 +86,7 @@ export const environmentSchema = z.object({
     .regex(/^[A-Za-z0-9:_.-]+$/, 'may hold letters, digits and : _ . - only')
     .optional(),
   WORKER_CLAIM_IDLE_MS: positiveInt(24 * 3600 * 1000).optional(),
+  WORKER_STALL_MS: positiveInt(24 * 3600 * 1000).optional(),
   METRICS_PORT: port.optional(),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10 * 60 * 1000).optional(),
 
@@ -123,7 +124,14 @@ export interface Config {
   graphql: { introspection: boolean };
   dataDir: string;
   /** `metricsPort`: where a worker-only process serves /metrics and health. */
-  worker: { batchSize: number; consumerName: string | undefined; claimIdleMs: number; metricsPort: number };
+  /** `stallMs`: a worker whose oldest batch has waited longer than this to be stored reports not ready. */
+  worker: {
+    batchSize: number;
+    consumerName: string | undefined;
+    claimIdleMs: number;
+    stallMs: number;
+    metricsPort: number;
+  };
   shutdownTimeoutMs: number;
   /**
    * Tamper evidence (src/integrity). `signingKey` is a PKCS#8 Ed25519 key (PEM or base64 DER);
@@ -217,6 +225,7 @@ export function loadConfig(
       batchSize: env.WORKER_BATCH_SIZE ?? 1000,
       consumerName: env.WORKER_CONSUMER_NAME,
       claimIdleMs: env.WORKER_CLAIM_IDLE_MS ?? 30_000,
+      stallMs: env.WORKER_STALL_MS ?? 60_000,
       metricsPort: env.METRICS_PORT ?? 9464,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS ?? 25_000,

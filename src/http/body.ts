@@ -1,10 +1,15 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { AppError, badRequest } from '../errors.js';
+import { inexactNumbers } from '../ingest/exact-numbers.js';
 
 /**
  * Reads a JSON request body of at most `limitBytes`: the value, and the text it
  * was parsed from. A declared length over the limit is refused before a byte is read.
- * @throws AppError UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE or BAD_REQUEST (malformed JSON, named as such).
+ * Refuses what parsing would silently change: bytes that are not UTF-8 (decoding
+ * would replace them with U+FFFD) and numbers a double cannot hold exactly.
+ * @throws AppError UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE or BAD_REQUEST (malformed JSON,
+ * invalid UTF-8, inexact numbers, each named as such).
  */
 export async function readJsonBody(
   request: IncomingMessage,
@@ -25,12 +30,21 @@ export async function readJsonBody(
       ? readBuffered(request, limitBytes)
       : await readStreamed(request, limitBytes);
   if (received === 0) throw badRequest('Request body is empty; send a JSON object.');
-  const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  if (!isUtf8(bytes)) throw badRequest('Request body is not valid UTF-8; send JSON encoded as UTF-8.');
+  const text = bytes.toString('utf8');
+  let value: unknown;
   try {
-    return { value: JSON.parse(text) as unknown, text };
+    value = JSON.parse(text) as unknown;
   } catch (error) {
     throw badRequest(`Malformed JSON: ${error instanceof Error ? error.message : 'cannot parse'}`);
   }
+  const inexact = inexactNumbers(text);
+  if (inexact.length > 0) {
+    const summary = inexact.map((problem) => `${problem.field} ${problem.message}`).join('; ');
+    throw badRequest(`Numbers that cannot be stored exactly: ${summary}`, inexact);
+  }
+  return { value, text };
 }
 
 /**

@@ -25,6 +25,34 @@ export const unlessMissing =
   (issue: { input?: unknown }): string =>
     issue.input === undefined ? 'is required' : message;
 
+/** The instants PostgreSQL's timestamptz and ISO 8601 text both hold: years 0001 to 9999 in UTC. */
+const EARLIEST_INSTANT_MS = Date.parse('0001-01-01T00:00:00.000Z');
+const LATEST_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * Why a client's ISO 8601 date-time (already of the right form) cannot be
+ * stored as sent, or undefined: it is kept to the millisecond (timestamptz(3))
+ * and in UTC, so finer digits that are not zeros, and instants outside years
+ * 0001-9999 once the offset is applied (`0000-01-01T00:00:00Z`,
+ * `0001-01-01T00:00:00+23:59`), would be changed or refused by the database.
+ */
+export function unstorableTimeProblem(value: string): string | undefined {
+  const fraction = /\.(\d+)/.exec(value)?.[1];
+  if (fraction !== undefined && fraction.length > 3 && !/^0+$/.test(fraction.slice(3)))
+    return 'must have at most millisecond precision (3 fractional digits): times are stored to the millisecond';
+  const instant = Date.parse(value);
+  if (!(instant >= EARLIEST_INSTANT_MS && instant <= LATEST_INSTANT_MS))
+    return 'must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z once its offset is applied';
+  return undefined;
+}
+
+const clientTimestampSchema = z.iso
+  .datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2026-11-26T15:00:00Z' })
+  .superRefine((value, context) => {
+    const problem = unstorableTimeProblem(value);
+    if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
+  });
+
 /** The body of `POST /log`, as the spec defines it, plus the optional idempotency key and client time. */
 export const logRequestSchema = z.strictObject(
   {
@@ -37,9 +65,10 @@ export const logRequestSchema = z.strictObject(
           .max(Number.MAX_SAFE_INTEGER),
         z
           .string()
-          .trim()
           .min(1, 'must not be empty')
-          .max(MAX_SESSION_ID_LENGTH, 'must be at most 128 characters'),
+          .max(MAX_SESSION_ID_LENGTH, 'must be at most 128 characters')
+          // Refused rather than trimmed: a stored value is the value sent.
+          .refine((value) => value.trim() === value, 'must not start or end with white space'),
       ],
       { error: unlessMissing('must be an integer or a string') },
     ),
@@ -48,9 +77,7 @@ export const logRequestSchema = z.strictObject(
     }),
     payload: z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }).default({}),
     event_id: z.uuid({ error: 'must be a UUID (it is the idempotency key of the event)' }).optional(),
-    timestamp: z.iso
-      .datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2026-11-26T15:00:00Z' })
-      .optional(),
+    timestamp: clientTimestampSchema.optional(),
   },
   { error: unlessMissing('must be a JSON object') },
 );
@@ -82,10 +109,9 @@ export function readLogRequestFast(body: unknown): LogRequest | undefined {
       return undefined;
     }
   }
-  let sessionId = fields['session_id'];
+  const sessionId = fields['session_id'];
   if (typeof sessionId === 'string') {
-    sessionId = sessionId.trim();
-    if ((sessionId as string).length === 0 || (sessionId as string).length > MAX_SESSION_ID_LENGTH)
+    if (sessionId.length === 0 || sessionId.length > MAX_SESSION_ID_LENGTH || sessionId.trim() !== sessionId)
       return undefined;
   } else if (
     typeof sessionId !== 'number' ||
@@ -301,7 +327,8 @@ const MAX_PROBLEMS = 20;
 
 /**
  * What JSON allows but PostgreSQL's jsonb and text refuse (NUL characters,
- * unpaired surrogates), and shapes too large to index or render (deep nesting,
+ * unpaired surrogates), what would not be stored as sent (non-finite numbers,
+ * `__proto__` keys), and shapes too large to index or render (deep nesting,
  * too many values, huge strings). Caught at the door, these are a 400 for the
  * caller instead of an accepted event that the worker could never store. The
  * same rules apply to REST and GraphQL, which share this path.
@@ -332,6 +359,11 @@ function visit(walk: Walk, current: unknown, path: string, depth: number): void 
     checkString(walk, current, path, '');
     return;
   }
+  if (typeof current === 'number') {
+    // JSON text cannot hold these; a GraphQL literal or a JavaScript caller can (JSON.stringify writes null).
+    if (!Number.isFinite(current)) walk.problems.push({ field: path, message: 'must be a finite number' });
+    return;
+  }
   if (current === null || typeof current !== 'object') return;
   if (depth >= MAX_PAYLOAD_DEPTH) {
     walk.problems.push({ field: path, message: `nests deeper than ${MAX_PAYLOAD_DEPTH} levels` });
@@ -345,6 +377,11 @@ function visit(walk: Walk, current: unknown, path: string, depth: number): void 
   for (const key in current) {
     if (!Object.hasOwn(current, key)) continue;
     const itemPath = `${path}.${key.length > 64 ? key.slice(0, 64) : key}`;
+    if (key === '__proto__') {
+      // Copies of the object (zod's, Object.assign) drop or misread it: refused rather than lost.
+      walk.problems.push({ field: itemPath, message: "key '__proto__' is not allowed" });
+      continue;
+    }
     checkString(walk, key, itemPath, 'key ');
     visit(walk, (current as Record<string, unknown>)[key], itemPath, depth + 1);
   }

@@ -63,7 +63,8 @@ export function createIngestService({
       request = parsed.data;
     }
     const problems = storabilityProblems(request.session_id, 'session_id');
-    problems.push(...storabilityProblems(request.payload, 'payload'));
+    // The payload as sent: the schema's copy has lost any own `__proto__` key, which must be refused.
+    problems.push(...storabilityProblems(fromSchema ? payloadAsSent(body) : request.payload, 'payload'));
     if (fromSchema) {
       const payloadCheck = payloadSchemas[request.event_type].safeParse(request.payload);
       if (!payloadCheck.success) {
@@ -134,6 +135,11 @@ export function createIngestService({
 }
 
 export type IngestService = ReturnType<typeof createIngestService>;
+
+/** The body's own payload (an object, since the schema accepted the body), or an absent payload's default. */
+function payloadAsSent(body: unknown): unknown {
+  return (body as { payload?: unknown }).payload ?? {};
+}
 
 function invalidEvent(problems: FieldProblem[]) {
   const summary = problems.map((problem) => `${problem.field} ${problem.message}`).join('; ');

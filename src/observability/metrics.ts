@@ -73,6 +73,7 @@ export function createMetrics() {
   };
 
   let integrityLag: (() => Promise<IntegrityLag>) | undefined;
+  let workerHeldMs: (() => number) | undefined;
   // One read of the database serves both integrity gauges of a scrape.
   let readingLag: Promise<IntegrityLag | undefined> | undefined;
   const readIntegrityLag = (): Promise<IntegrityLag | undefined> => {
@@ -220,6 +221,14 @@ export function createMetrics() {
         if (lag) this.set(lag.uncheckpointed);
       },
     }),
+    workerHeld: new Gauge({
+      name: 'auditgraph_worker_held_seconds',
+      help: 'How long the oldest batch this worker holds has waited to be stored or set aside (0 when it holds none). Rising past WORKER_STALL_MS means the worker is stalled: the database is failing, or a batch cannot be written; the worker then reports not ready.',
+      registers: [registry],
+      collect() {
+        if (workerHeldMs) this.set(workerHeldMs() / 1000);
+      },
+    }),
     checkpointFailures: new Counter({
       name: 'auditgraph_integrity_checkpoint_failures_total',
       help: 'Checkpoint or retention runs that failed. Any rise needs a look at the worker log; a missing leaf means tampering.',
@@ -229,6 +238,10 @@ export function createMetrics() {
     /** Makes the integrity gauges read `lag` at each scrape (processes that write checkpoints). */
     watchIntegrity(lag: () => Promise<IntegrityLag>): void {
       integrityLag = lag;
+    },
+    /** Makes the worker gauge read `heldMs` at each scrape (processes that run a worker). */
+    watchWorker(heldMs: () => number): void {
+      workerHeldMs = heldMs;
     },
     /** Makes the queue gauges read `stats` at each scrape. */
     watchQueue(stats: () => Promise<QueueStats>): void {

@@ -4,6 +4,7 @@ import { canonicalize } from '../integrity/canonical.js';
 import { leafTime, prepareLeafHash } from '../integrity/leaf.js';
 import { backfillLeaves } from './integrity-store.js';
 import { createRollupFolder } from './analytics-store.js';
+import { UnstorableEventError } from './failure-class.js';
 
 /** An event of a batch with what can be computed before the insert lock is taken. */
 interface BatchCandidate {
@@ -83,36 +84,45 @@ function textArray(values: ReadonlyArray<string | null>): string {
  * other worker can overlap.
  */
 export function prepareBatch(events: readonly NewEvent[]): PreparedBatch {
-  return new PreparedBatch(
-    events.map((event) => {
-      const id = event.id.toLowerCase();
-      // Normalized to what timestamptz(3) keeps, so the hash covers exactly what is stored.
-      const clientTime = event.clientTime === null ? null : leafTime(event.clientTime);
-      const receivedAt = leafTime(event.receivedAt);
-      // The leaf hashes the payload's canonical JSON anyway; that text is also what the insert
-      // sends (jsonb keeps no key order) and what the live feed announces.
-      const payloadJson = canonicalize(event.payload);
-      return {
-        event,
+  return new PreparedBatch(events.map(prepareCandidate));
+}
+
+/** @throws UnstorableEventError when the event cannot be encoded (a value canonical JSON refuses). */
+function prepareCandidate(event: NewEvent): BatchCandidate {
+  try {
+    return candidateOf(event);
+  } catch (error) {
+    throw new UnstorableEventError(event.id, error);
+  }
+}
+
+function candidateOf(event: NewEvent): BatchCandidate {
+  const id = event.id.toLowerCase();
+  // Normalized to what timestamptz(3) keeps, so the hash covers exactly what is stored.
+  const clientTime = event.clientTime === null ? null : leafTime(event.clientTime);
+  const receivedAt = leafTime(event.receivedAt);
+  // The leaf hashes the payload's canonical JSON anyway; that text is also what the insert
+  // sends (jsonb keeps no key order) and what the live feed announces.
+  const payloadJson = canonicalize(event.payload);
+  return {
+    event,
+    id,
+    clientTime,
+    receivedAt,
+    payloadJson,
+    leafHash: prepareLeafHash(
+      {
         id,
+        eventType: event.eventType,
+        sessionId: event.sessionId,
+        payload: event.payload,
         clientTime,
         receivedAt,
-        payloadJson,
-        leafHash: prepareLeafHash(
-          {
-            id,
-            eventType: event.eventType,
-            sessionId: event.sessionId,
-            payload: event.payload,
-            clientTime,
-            receivedAt,
-            apiKeyId: event.apiKeyId,
-          },
-          payloadJson,
-        ),
-      };
-    }),
-  );
+        apiKeyId: event.apiKeyId,
+      },
+      payloadJson,
+    ),
+  };
 }
 
 /** An event as the worker hands it to the store. */
@@ -715,18 +725,4 @@ function toStoredEvent(row: EventRow): StoredEvent {
     seq: row.seq.toString(),
     payload: row.payload as Record<string, unknown>,
   };
-}
-
-/**
- * Whether retrying the same write later may succeed: lost connections,
- * PostgreSQL starting or shutting down, lock and serialization conflicts,
- * exhausted resources. Anything else (bad data, constraint violations) will
- * fail the same way every time.
- */
-export function isTransientStoreError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return true; // network failures and timeouts carry no SQLSTATE
-  if (/^E[A-Z]+$/.test(code)) return true; // Node socket errors: ECONNREFUSED, ECONNRESET, ETIMEDOUT…
-  const sqlClass = code.slice(0, 2);
-  return ['08', '53', '57', '58', '40', '55', 'XX'].includes(sqlClass) && code !== '57014';
 }

@@ -2,20 +2,26 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readQueuedMessage, type QueuedEvent } from '../ingest/event.js';
 import type { Logger } from '../observability/logger.js';
 import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
-import {
-  isTransientStoreError,
-  PreparedBatch,
-  type EventStore,
-  type StoredEvent,
-} from '../store/event-store.js';
+import { PreparedBatch, type EventStore, type StoredEvent } from '../store/event-store.js';
+import { classifyStoreError, type FailureClass } from '../store/failure-class.js';
 
 /** Events parsed and prepared between two yields to I/O: about a millisecond of work. */
 const PREPARE_SLICE = 100;
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Attempts at an operation failing in a way not known to pass or to repeat, before it counts as repeating. */
+const MAX_UNKNOWN_ATTEMPTS = 3;
+/** The queue's failures are all taken to pass: its operations hold no event data that could be at fault. */
+const queueFailure = (): FailureClass => 'transient';
 
 export interface WorkerOptions {
   queue: EventQueue;
   store: Pick<EventStore, 'insertBatch'> & Partial<Pick<EventStore, 'prepareBatch'>>;
+  /**
+   * Resolves when the database answers. Asked before an event is set aside for
+   * a failure of unknown cause: while the database itself is failing, the
+   * failure is not the event's, and the event waits instead.
+   */
+  probe?: () => Promise<void>;
   logger: Logger;
   consumerName: string;
   batchSize: number;
@@ -75,17 +81,27 @@ export function createWorker(options: WorkerOptions) {
   /** The latest commit callback not yet run; callbacks run in commit order. */
   let announcing: Promise<void> = Promise.resolve();
 
-  /** Retries `operation` while it fails transiently; gives up only when a draining stop's deadline passes. */
+  /** When each batch in hand (read, not yet stored or set aside) was read: how long the worker has not moved. */
+  const heldSince = new Map<object, number>();
+
+  /**
+   * Retries `operation` while it fails transiently, and a failure of unknown
+   * cause up to {@link MAX_UNKNOWN_ATTEMPTS} times; rethrows a permanent one at
+   * once. Gives up on transient failures only when a draining stop's deadline passes.
+   */
   async function withRetry<T>(
     what: string,
     operation: () => Promise<T>,
-    isTransient: (error: unknown) => boolean,
+    classify: (error: unknown) => FailureClass,
   ) {
+    let unknownFailures = 0;
     for (let attempt = 0; ; attempt += 1) {
       try {
         return await operation();
       } catch (error) {
-        if (!isTransient(error)) throw error;
+        const kind = classify(error);
+        if (kind === 'permanent') throw error;
+        if (kind === 'unknown' && (unknownFailures += 1) >= MAX_UNKNOWN_ATTEMPTS) throw error;
         if (Date.now() >= abandonAt) throw new AbandonedError(what, error);
         const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
         logger.warn(
@@ -120,7 +136,7 @@ export function createWorker(options: WorkerOptions) {
             );
           }
         },
-        isTransientStoreError,
+        classifyStoreError,
       );
     } catch (error) {
       if (error instanceof AbandonedError) throw error;
@@ -128,6 +144,13 @@ export function createWorker(options: WorkerOptions) {
       // alone, so the events around it are stored and only it is set aside.
       const [only] = items;
       if (items.length === 1 && only) {
+        if (classifyStoreError(error) !== 'permanent' && !(await databaseAnswers())) {
+          // The database is failing, not (as far as anyone can tell) this event: it waits for it.
+          options.onRetry?.('insert');
+          await sleep(backoff.maxMs);
+          if (Date.now() >= abandonAt) throw new AbandonedError('insert', error);
+          return persist(items);
+        }
         await deadLetter(only.entry, `insert failed: ${describe(error)}`, 'unstorable');
         return;
       }
@@ -142,16 +165,22 @@ export function createWorker(options: WorkerOptions) {
     // the store skips.
     acknowledging = acknowledging.then(async () => {
       try {
-        await withRetry(
-          'acknowledge',
-          () => queue.ack(ids),
-          () => true,
-        );
+        await withRetry('acknowledge', () => queue.ack(ids), queueFailure);
         options.onPersisted?.(items.length, seconds);
       } catch (error) {
         logger.error({ err: error, count: ids.length }, 'stored batch left unacknowledged for redelivery');
       }
     });
+  }
+
+  async function databaseAnswers(): Promise<boolean> {
+    if (!options.probe) return true;
+    try {
+      await options.probe();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async function deadLetter(
@@ -160,11 +189,7 @@ export function createWorker(options: WorkerOptions) {
     cause: 'unparseable' | 'unstorable',
   ): Promise<void> {
     logger.error({ entryId: entry.id, reason }, 'event moved to the dead-letter queue');
-    await withRetry(
-      'dead-letter',
-      () => queue.deadLetter(entry, reason),
-      () => true,
-    );
+    await withRetry('dead-letter', () => queue.deadLetter(entry, reason), queueFailure);
     options.onDeadLetter?.(reason, cause);
   }
 
@@ -208,14 +233,19 @@ export function createWorker(options: WorkerOptions) {
 
   /** Resolves false when the loop must end: the batch was abandoned at a stop's deadline. */
   function settle(batch: Batch): Promise<boolean> {
-    return processBatch(batch).then(
-      () => true,
-      (error: unknown) => {
-        // Abandoned during a stop: the entries stay pending and another consumer takes them over.
-        logger.error({ err: error, count: batch.entries.length }, 'batch left unacknowledged for redelivery');
-        return !(error instanceof AbandonedError);
-      },
-    );
+    return processBatch(batch)
+      .finally(() => heldSince.delete(batch.entries))
+      .then(
+        () => true,
+        (error: unknown) => {
+          // Abandoned during a stop: the entries stay pending and another consumer takes them over.
+          logger.error(
+            { err: error, count: batch.entries.length },
+            'batch left unacknowledged for redelivery',
+          );
+          return !(error instanceof AbandonedError);
+        },
+      );
   }
 
   async function nextBatch(
@@ -287,6 +317,7 @@ export function createWorker(options: WorkerOptions) {
         if (draining) break;
         continue;
       }
+      heldSince.set(entries, Date.now());
       const batch = await prepare(entries);
       if (!(await finishWritingBefore())) {
         // Abandoned at a stop's deadline: the write behind it ends too before the loop does.
@@ -308,6 +339,16 @@ export function createWorker(options: WorkerOptions) {
       running = loop()
         .then(() => acknowledging)
         .then(() => announcing);
+    },
+    /**
+     * How long the oldest batch this worker holds has waited to be stored or
+     * set aside, in milliseconds; 0 when it holds none. Past a threshold the
+     * worker is stalled (readiness, metrics).
+     */
+    heldForMs(): number {
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const since of heldSince.values()) oldest = Math.min(oldest, since);
+      return oldest === Number.POSITIVE_INFINITY ? 0 : Date.now() - oldest;
     },
     /**
      * Stops reading, finishes the batch in hand, and resolves. A batch still

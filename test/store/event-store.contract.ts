@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
-import { createEventStore, isTransientStoreError, type NewEvent } from '../../src/store/event-store.js';
+import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
+import { classifyStoreError } from '../../src/store/failure-class.js';
 import { migrate, readMigrations } from '../../src/store/migrate.js';
 
 import type { DatabaseFixture } from '../support/databases.js';
@@ -158,7 +159,7 @@ export function eventStoreContract(
       const batch = [newEvent({ sessionId: session }), newEvent({ eventType: 'x'.repeat(65) })];
       const failure = await store.insertBatch(batch).catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(Error);
-      expect(isTransientStoreError(failure)).toBe(false);
+      expect(classifyStoreError(failure)).toBe('permanent');
       expect(await store.countByIds(batch.map((event) => event.id))).toBe(0);
     });
   });

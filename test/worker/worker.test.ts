@@ -160,6 +160,142 @@ for (const [name, open] of Object.entries(openers)) {
       expect(letter!.reason).toMatch(/^insert failed/);
     });
 
+    it('sets aside an event whose payload cannot be encoded (1e400 read as Infinity) and stores the 1,000 behind it', async () => {
+      const { queue, store, worker, deadLetters } = await setup();
+      const poison = queuedEvent({ payload: { x: 0 } });
+      const behind = Array.from({ length: 1000 }, () => queuedEvent());
+      await queue.enqueue([
+        JSON.stringify(poison).replace('"x":0', '"x":1e400'),
+        ...behind.map((event) => JSON.stringify(event)),
+      ]);
+      worker.start();
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(await store.countByIds(behind.map((event) => event.id))).toBe(behind.length);
+      expect(deadLetters).toEqual([expect.stringMatching(/non-finite/)]);
+      const [letter] = await queue.listDeadLetters(1);
+      expect(letter!.body).toContain(poison.id);
+    });
+
+    it('dead-letters an event a database trigger refuses, with the reason, and stores the 1,000 sent after it', async () => {
+      const { queue, store, db, worker } = await setup();
+      await db.query(`CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.payload ? 'poison' THEN RAISE EXCEPTION 'poison refused by the test trigger'; END IF;
+          RETURN NEW;
+        END $$`);
+      await db.query(
+        'CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_poison()',
+      );
+      const poison = queuedEvent({ payload: { poison: true } });
+      const behind = Array.from({ length: 1000 }, () => queuedEvent());
+      await queue.enqueue([poison, ...behind].map((event) => JSON.stringify(event)));
+      worker.start();
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(await store.countByIds(behind.map((event) => event.id))).toBe(behind.length);
+      expect(await store.countByIds([poison.id])).toBe(0);
+      const letters = await queue.listDeadLetters(10);
+      expect(letters).toHaveLength(1);
+      expect(letters[0]!.reason).toMatch(/^insert failed: P0001 poison refused by the test trigger/);
+    });
+
+    it('treats a failure of unknown cause as permanent after a bounded number of attempts: the event is isolated, the rest stored', async () => {
+      const { queue, store } = await setup();
+      const events = Array.from({ length: 10 }, () => queuedEvent());
+      const culprit = events[6]!.id;
+      const idsOf = (batch: Parameters<EventStore['insertBatch']>[0]) =>
+        batch instanceof PreparedBatch
+          ? batch.candidates.map((item) => item.id)
+          : batch.map((item) => item.id);
+      let wholeBatchAttempts = 0;
+      const deadLetters: string[] = [];
+      await startWrapped(
+        'unknown',
+        queue,
+        {
+          insertBatch: async (batch) => {
+            const ids = idsOf(batch);
+            if (ids.length === events.length) wholeBatchAttempts += 1;
+            if (ids.includes(culprit)) throw new Error('a failure nobody classified');
+            return store.insertBatch(batch);
+          },
+        },
+        events,
+        { backoff: { initialMs: 1, maxMs: 5 }, onDeadLetter: (reason) => deadLetters.push(reason) },
+      );
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(wholeBatchAttempts).toBe(3);
+      expect(deadLetters).toEqual(['insert failed: a failure nobody classified']);
+      expect(await store.countByIds(events.map((event) => event.id).filter((id) => id !== culprit))).toBe(9);
+    });
+
+    it('sets nothing aside for a failure of unknown cause while the database does not answer, and stores everything once it does', async () => {
+      const { queue, store } = await setup();
+      const events = Array.from({ length: 4 }, () => queuedEvent());
+      let down = true;
+      let failures = 0;
+      let recovered: () => void = () => undefined;
+      const manyFailures = new Promise<void>((resolve) => (recovered = resolve));
+      const deadLetters: string[] = [];
+      const worker = await startWrapped(
+        'unanswered',
+        queue,
+        {
+          insertBatch: async (batch) => {
+            if (down) {
+              failures += 1;
+              if (failures === 20) recovered();
+              throw new Error('socket hang up, in words nobody classified');
+            }
+            return store.insertBatch(batch);
+          },
+        },
+        events,
+        {
+          backoff: { initialMs: 1, maxMs: 2 },
+          onDeadLetter: (reason) => deadLetters.push(reason),
+          probe: async () => {
+            if (down) throw new Error('database down');
+          },
+        },
+      );
+      await manyFailures;
+      expect(deadLetters).toEqual([]);
+      expect(worker.heldForMs()).toBeGreaterThan(0);
+      down = false;
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(await store.countByIds(events.map((event) => event.id))).toBe(events.length);
+      expect(deadLetters).toEqual([]);
+      expect(worker.heldForMs()).toBe(0);
+    });
+
+    it('reports how long its oldest batch has waited while inserts fail transiently, and 0 once it is stored', async () => {
+      const { queue, store } = await setup();
+      let down = true;
+      let failed: () => void = () => undefined;
+      const firstFailure = new Promise<void>((resolve) => (failed = resolve));
+      const worker = await startWrapped(
+        'held',
+        queue,
+        {
+          insertBatch: async (batch) => {
+            if (down) {
+              failed();
+              throw transient();
+            }
+            return store.insertBatch(batch);
+          },
+        },
+        [queuedEvent()],
+        { backoff: { initialMs: 1, maxMs: 5 } },
+      );
+      await firstFailure;
+      const first = worker.heldForMs();
+      await eventually(async () => (worker.heldForMs() > first ? true : undefined));
+      down = false;
+      await eventually(async () => ((await queue.stats()).depth === 0 ? true : undefined));
+      expect(worker.heldForMs()).toBe(0);
+    });
+
     it('prepares the next batch while one is being written, and has at most two writes under way, started in order', async () => {
       const { queue, store } = await setup();
       const events = Array.from({ length: 30 }, (_, n) => queuedEvent({ payload: { n } }));
