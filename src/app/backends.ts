@@ -1,7 +1,9 @@
 import os from 'node:os';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import { createMemoryEventBus, createRedisEventBus, type EventBus } from '../live/event-bus.js';
+import { openDiskQueue } from '../queue/disk-queue.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import { createMemoryQueue } from '../queue/memory-queue.js';
 import { createRedisQueue } from '../queue/redis-queue.js';
@@ -16,6 +18,8 @@ export interface Backends {
   store: EventStore;
   apiKeys: ApiKeyStore;
   queue: EventQueue;
+  /** True when queued entries outlive the process (Redis, or the on-disk queue): a stopping worker need not drain them. */
+  queueSurvivesRestart: boolean;
   /** Announces committed events to every API process's live feed. */
   bus: EventBus;
   /** Shared through Redis when the queue is, so replicas enforce one limit; in-process otherwise. */
@@ -23,15 +27,26 @@ export interface Backends {
   close(): Promise<void>;
 }
 
+export interface BackendOptions {
+  /**
+   * Keep the embedded queue in memory instead of in `<data folder>/queue`: entries die with the
+   * process. For measuring what durability costs (bench/embedded), not for serving.
+   */
+  volatileQueue?: boolean;
+}
+
 /**
  * Opens the database (migrating it first, under the advisory lock, so any
  * number of processes may start together) and the queue that the
- * configuration names.
+ * configuration names: Redis Streams, or without Redis the on-disk queue in
+ * `<data folder>/queue`, which this process then holds locked.
  */
-export async function openBackends(config: Config): Promise<Backends> {
+export async function openBackends(config: Config, options: BackendOptions = {}): Promise<Backends> {
   const db = await openDatabase(config.database);
+  let opened: EventQueue | undefined;
   try {
     await migrate(db);
+    const volatile = config.queue.kind === 'memory' && options.volatileQueue === true;
     const queue =
       config.queue.kind === 'redis'
         ? await createRedisQueue({
@@ -39,7 +54,13 @@ export async function openBackends(config: Config): Promise<Backends> {
             stream: config.queue.stream,
             maxLength: config.queue.maxLength,
           })
-        : createMemoryQueue({ maxLength: config.queue.maxLength });
+        : volatile
+          ? createMemoryQueue({ maxLength: config.queue.maxLength })
+          : await openDiskQueue({
+              dir: path.join(config.dataDir, 'queue'),
+              maxLength: config.queue.maxLength,
+            });
+    opened = queue;
     const rateLimiter =
       config.queue.kind === 'redis'
         ? // Namespaced by the stream: deployments sharing one Redis keep separate counters.
@@ -56,6 +77,7 @@ export async function openBackends(config: Config): Promise<Backends> {
       store: createEventStore(db),
       apiKeys: createApiKeyStore(db),
       queue,
+      queueSurvivesRestart: !volatile,
       async close() {
         await bus.close();
         await rateLimiter.close();
@@ -64,6 +86,7 @@ export async function openBackends(config: Config): Promise<Backends> {
       },
     };
   } catch (error) {
+    await opened?.close().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw error;
   }

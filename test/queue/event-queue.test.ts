@@ -1,6 +1,10 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
+import { openDiskQueue } from '../../src/queue/disk-queue.js';
 import { createMemoryQueue } from '../../src/queue/memory-queue.js';
 import { createRedisQueue } from '../../src/queue/redis-queue.js';
 import { eventually } from '../support/app.js';
@@ -8,6 +12,16 @@ import { REDIS_URL, redisAvailable, uniqueStream } from '../support/services.js'
 import { eventQueueContract } from './event-queue.contract.js';
 
 eventQueueContract('in-process', async ({ maxLength }) => createMemoryQueue({ maxLength }));
+
+const folders: string[] = [];
+eventQueueContract('on disk (embedded)', async ({ maxLength }) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ag-queue-'));
+  folders.push(dir);
+  return openDiskQueue({ dir, maxLength });
+});
+afterAll(async () => {
+  await Promise.all(folders.map((dir) => rm(dir, { recursive: true, force: true })));
+});
 
 const streams: string[] = [];
 eventQueueContract(
