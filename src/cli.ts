@@ -296,7 +296,7 @@ function printBanner(role: Role, config: Config, ports: number[], createdAdminSe
   );
   lines.push(
     config.queue.kind === 'memory'
-      ? '  queue:    in-process (events not yet stored are lost if the process dies)'
+      ? `  queue:    on disk in ${config.dataDir}/queue (fsynced before each 202)`
       : `  queue:    Redis stream ${config.queue.stream} at ${redactUrl(config.queue.url)}`,
   );
   if (ports.length > 0)

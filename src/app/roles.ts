@@ -232,7 +232,7 @@ export async function startWorkerRole(
     consumerName: consumerNameFor(config),
     batchSize: config.worker.batchSize,
     claimIdleMs: config.worker.claimIdleMs,
-    drainQueueOnStop: config.queue.kind === 'memory',
+    drainQueueOnStop: !backends.queueSurvivesRestart,
     onPersisted: (count, seconds) => {
       metrics.eventsPersisted.inc(count);
       metrics.batchSize.observe(count);

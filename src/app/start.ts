@@ -27,10 +27,12 @@ export async function startAuditgraph(options: {
   keys: readonly KnownKey[];
   /** With no key at all (first embedded start), create an admin key instead of refusing to serve. */
   createAdminKeyIfNone?: boolean;
+  /** See BackendOptions.volatileQueue: for bench/embedded only. */
+  volatileQueue?: boolean;
 }): Promise<Running> {
   const { role, config, logger } = options;
   const signingKey = await openSigningKey(config, logger);
-  const backends = await openBackends(config);
+  const backends = await openBackends(config, { volatileQueue: options.volatileQueue === true });
   let createdAdminSecret: string | undefined;
   if (role !== 'worker' && options.keys.length === 0 && (await backends.apiKeys.countActive()) === 0) {
     if (!options.createAdminKeyIfNone) {
