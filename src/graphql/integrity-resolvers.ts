@@ -1,6 +1,7 @@
 import { AppError } from '../errors.js';
 import type { QueryResolvers } from './generated/resolvers-types.js';
 import { requireScope, type GraphQLContext } from './context.js';
+import { checkSeqText } from '../store/storable.js';
 
 function integrityOf(context: GraphQLContext) {
   if (!context.integrity)
@@ -15,6 +16,9 @@ export const integrityQueryResolvers: Pick<
 > = {
   async verifyIntegrity(_parent, { from, to }, context) {
     requireScope(context, 'admin');
+    // The same rule as GET /integrity/verify's parameters: a seq within 0..2^63-1.
+    if (from !== undefined && from !== null && from !== '') checkSeqText(from, 'from');
+    if (to !== undefined && to !== null && to !== '') checkSeqText(to, 'to');
     return integrityOf(context).verify(from, to);
   },
   async eventProof(_parent, { id }, context) {

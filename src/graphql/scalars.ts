@@ -1,4 +1,5 @@
 import { GraphQLError, GraphQLScalarType, Kind, valueFromASTUntyped } from 'graphql';
+import { INSTANT_RANGE, isStorableInstant } from '../store/storable.js';
 
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -10,6 +11,11 @@ function parseDateTime(value: unknown): string {
         extensions: { code: 'BAD_USER_INPUT' },
       },
     );
+  }
+  if (!isStorableInstant(Date.parse(value))) {
+    // Year 0 or 10000 once in UTC (an offset can carry 9999-12-31 over): no audit event lives there,
+    // and the database layers format such years in ways PostgreSQL refuses.
+    throw new GraphQLError(`DateTime ${INSTANT_RANGE}`, { extensions: { code: 'BAD_USER_INPUT' } });
   }
   return value;
 }

@@ -53,6 +53,10 @@ export function createFormatError(logger: Logger) {
       const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };
     }
+    // Apollo's persisted-query step refuses a malformed extensions.persistedQuery with an HTTP 400 but no code.
+    const http = (error as { extensions?: { http?: { status?: unknown } } } | null)?.extensions?.http;
+    if (original === error && typeof http?.status === 'number' && http.status >= 400 && http.status < 500)
+      return { message: formatted.message, extensions: { code: 'BAD_REQUEST' } };
     logger.error({ err: original, path: formatted.path }, 'GraphQL operation failed');
     return {
       message: 'Internal server error.',

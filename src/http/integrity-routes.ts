@@ -4,11 +4,9 @@ import { toRestEvent } from './routes.js';
 import { parseQuery } from './query-params.js';
 import type { Route, RouteResult } from './server.js';
 import { errorResponse, objectResponse, secured } from './openapi-parts.js';
+import { seqText } from '../store/storable.js';
 
-const seqParam = z
-  .string()
-  .regex(/^-?\d{1,19}$/, 'must be a seq (a whole number)')
-  .optional();
+const seqParam = seqText.optional();
 const verifyQuerySchema = z.strictObject({ from: seqParam, to: seqParam });
 const proofQuerySchema = z.strictObject({ id: z.uuid({ error: 'must be a UUID' }) });
 
@@ -70,7 +68,7 @@ const seqQuery = (name: 'from' | 'to', description: string) => ({
   name,
   in: 'query',
   description,
-  schema: { type: 'string', pattern: '^-?\\d{1,19}$' },
+  schema: { type: 'string', pattern: '^\\d{1,19}$', description: 'At most 9223372036854775807.' },
 });
 
 /** The proof operation, served at two paths: the id in the path, or as `?id=`. */

@@ -8,6 +8,7 @@ import type { EventQueries } from '../query/event-queries.js';
 import type { StoredEvent } from '../store/event-store.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { parseQuery } from './query-params.js';
+import { storableText } from '../store/storable.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Route } from './server.js';
 
@@ -29,8 +30,12 @@ const eventsQuerySchema = z.strictObject({
     .min(1, 'must be 1 or more')
     .default(1),
   event_type: z.enum(EVENT_TYPES, { error: `must be one of ${EVENT_TYPES.join(', ')}` }).optional(),
-  session_id: z.string().min(1).max(128).optional(),
-  cursor: z.string().min(1).max(64).optional(),
+  session_id: storableText(128).min(1, 'must not be empty').optional(),
+  cursor: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(64, 'is not a cursor returned by an earlier page')
+    .optional(),
 });
 
 /** The spec's REST endpoints, thin: parse, call a service, shape the answer in snake_case. */

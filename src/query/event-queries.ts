@@ -1,16 +1,20 @@
 import { badRequest } from '../errors.js';
-import { isEventType, type EventType } from '../ingest/event.js';
+import { isEventType, storabilityProblems, type EventType } from '../ingest/event.js';
 import type { EventQuery, EventStore, StoredEvent } from '../store/event-store.js';
+import { checkInstant, checkText, MAX_SEQ } from '../store/storable.js';
 
 /** Cursors are opaque to clients; inside they are a `seq`, so any page costs the same as the first. */
 export function encodeCursor(seq: string): string {
   return Buffer.from(`seq:${seq}`, 'utf8').toString('base64url');
 }
 
-/** @throws AppError BAD_REQUEST naming `parameter` when the cursor was not made by {@link encodeCursor}. */
+/**
+ * @throws AppError BAD_REQUEST naming `parameter` when the cursor was not made by
+ * {@link encodeCursor}: any other text, including a forged one past int8's range.
+ */
 export function decodeCursor(cursor: string, parameter: string): bigint {
   const match = /^seq:([0-9]{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match?.[1]) {
+  if (!match?.[1] || BigInt(match[1]) > MAX_SEQ) {
     throw badRequest(`${parameter}: not a cursor returned by an earlier page`, [
       { field: parameter, message: 'is not a cursor returned by an earlier page' },
     ]);
@@ -33,17 +37,32 @@ export interface EventPage {
 }
 
 export const MAX_PAGE_SIZE = 1000;
+/** Each payload match is a condition of the query: a few describe any real search. */
+export const MAX_PAYLOAD_MATCHES = 32;
 /** Offset paging past this many rows is refused: the keyset cursor costs the same at any depth. */
 export const MAX_OFFSET = 100_000;
 
 /** What an {@link EventFilter} selects, checked once: the store queries by it and the live feed matches by it. */
 export type CompiledFilter = Pick<EventQuery, 'eventTypes' | 'sessionId' | 'from' | 'to' | 'payloadMatches'>;
 
-/** @throws AppError BAD_REQUEST for an empty time window or a malformed payload path. */
+/**
+ * Field names in errors are GraphQL's (`filter.sessionId`): REST checks its own
+ * parameters before, and the live feed takes the same filter input.
+ * @throws AppError BAD_REQUEST for an empty time window, an instant outside years 1..9999,
+ *   text PostgreSQL cannot hold, or a malformed payload path or value.
+ */
 export function compileFilter(filter: EventFilter): CompiledFilter {
+  if (filter.sessionId !== undefined) checkText(filter.sessionId, 'filter.sessionId', 256);
+  if (filter.from) checkInstant(filter.from, 'filter.from');
+  if (filter.to) checkInstant(filter.to, 'filter.to');
+  if (filter.payload && filter.payload.length > MAX_PAYLOAD_MATCHES) {
+    throw badRequest(`filter.payload: at most ${MAX_PAYLOAD_MATCHES} matches`, [
+      { field: 'filter.payload', message: `must hold at most ${MAX_PAYLOAD_MATCHES} matches` },
+    ]);
+  }
   if (filter.from && filter.to && filter.from >= filter.to) {
     throw badRequest('filter.from must be before filter.to', [
-      { field: 'from', message: 'must be before to' },
+      { field: 'filter.from', message: 'must be before filter.to' },
     ]);
   }
   return {
@@ -51,7 +70,10 @@ export function compileFilter(filter: EventFilter): CompiledFilter {
     sessionId: filter.sessionId,
     from: filter.from,
     to: filter.to,
-    payloadMatches: filter.payload?.map((match) => ({ path: payloadPath(match.path), value: match.value })),
+    payloadMatches: filter.payload?.map((match, index) => ({
+      path: payloadPath(match.path, `filter.payload.${index}.path`),
+      value: payloadValue(match.value, `filter.payload.${index}.value`),
+    })),
   };
 }
 
@@ -141,12 +163,22 @@ function checkPageSize(size: number, parameter: string): void {
 }
 
 /** `a.b.0` → ['a', 'b', '0']; a JSON path of object keys (and array indexes) inside the payload. */
-function payloadPath(path: string): string[] {
+function payloadPath(path: string, field: string): string[] {
+  checkText(path, field, 256);
   const keys = path.split('.');
   if (path.length === 0 || path.length > 256 || keys.some((key) => key.length === 0) || keys.length > 16) {
     throw badRequest(`payload path '${path}' is not a dotted path of keys`, [
-      { field: 'payload.path', message: 'must be a dotted path of keys, e.g. model or usage.tokens' },
+      { field, message: 'must be a dotted path of keys, e.g. model or usage.tokens' },
     ]);
   }
   return keys;
+}
+
+/** A value compared as jsonb: what an event's payload could hold (see storabilityProblems), or a 400. */
+function payloadValue(value: unknown, field: string): unknown {
+  const problems = storabilityProblems(value, field);
+  if (problems.length > 0) {
+    throw badRequest(`${field}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, problems);
+  }
+  return value;
 }

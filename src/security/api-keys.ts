@@ -4,9 +4,15 @@ import { AppError, badRequest } from '../errors.js';
 import { toFieldProblems } from '../ingest/event.js';
 import type { ApiKeyRecord, ApiKeyStore } from '../store/api-key-store.js';
 import { generateSecret, SCOPES, type Scope } from './authenticate.js';
+import { checkText, isStorableText, UNSTORABLE_TEXT } from '../store/storable.js';
 
 export const newKeySchema = z.strictObject({
-  name: z.string().trim().min(1, 'must not be empty').max(128, 'must be at most 128 characters'),
+  name: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(128, 'must be at most 128 characters')
+    .refine(isStorableText, UNSTORABLE_TEXT),
   scopes: z
     .array(z.enum(SCOPES, { error: `must each be one of ${SCOPES.join(', ')}` }))
     .min(1, 'must name at least one scope'),
@@ -58,9 +64,9 @@ export function createApiKeyService({
 
     list: () => store.list(),
 
-    /** @throws AppError NOT_FOUND when there is no such key. */
+    /** @throws AppError BAD_REQUEST for an id no key can have, NOT_FOUND when there is no such key. */
     async revoke(id: string): Promise<ApiKeyRecord> {
-      const key = await store.revoke(id);
+      const key = await store.revoke(checkText(id, 'id', 128));
       if (!key) throw new AppError('NOT_FOUND', `No API key with id '${id}'.`);
       onRevoked?.(key.prefix);
       return key;
