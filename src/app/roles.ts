@@ -158,6 +158,7 @@ export async function startApi(
     metrics,
     queryLimits: DEFAULT_QUERY_LIMITS,
     live: config.live,
+    introspection: config.graphql.introspection,
     formatError: createFormatError(logger),
   });
   const app = createHttpApp({

@@ -31,13 +31,20 @@ export function createSchema(): GraphQLSchema {
   return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
 }
 
+/** GraphQL's "Did you mean …?" hint at the end of a message: it names parts of the schema. */
+const SUGGESTION = / ?Did you mean(.+?)\?$/;
+
 /**
  * What a client sees of an error: AppErrors keep their message and get their
  * code from the one mapping (an unreachable database is SERVICE_UNAVAILABLE); GraphQL's own errors (syntax, validation,
  * variables) pass through; anything else is an internal error whose message,
  * and any stack, stay in the logs.
+ *
+ * @param options.hideSuggestions drops "Did you mean …?" hints from GraphQL's own errors (with
+ *   introspection off): Apollo's `hideSchemaDetailsFromClientErrors` covers validation only, not
+ *   the coercion of variables.
  */
-export function createFormatError(logger: Logger) {
+export function createFormatError(logger: Logger, options: { hideSuggestions?: boolean } = {}) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     let original = originalErrorOf(error);
     if (isDatabaseUnavailable(original)) original = toAppError(original);
@@ -51,7 +58,8 @@ export function createFormatError(logger: Logger) {
     const code = formatted.extensions?.['code'];
     if (typeof code === 'string' && code !== 'INTERNAL_SERVER_ERROR') {
       const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
-      return { ...formatted, extensions };
+      const message = options.hideSuggestions ? formatted.message.replace(SUGGESTION, '') : formatted.message;
+      return { ...formatted, message, extensions };
     }
     // Apollo's persisted-query step refuses a malformed extensions.persistedQuery with an HTTP 400 but no code.
     const http = (error as { extensions?: { http?: { status?: unknown } } } | null)?.extensions?.http;
@@ -79,6 +87,8 @@ function originalErrorOf(error: unknown): unknown {
 /**
  * Apollo Server 5 on our own `node:http` server: `/graphql` takes GET and POST
  * beside the REST routes, and authentication runs in the context function.
+ * With introspection off (production), error messages keep schema details
+ * to themselves too: no "Did you mean …?" hints.
  */
 export async function createGraphQLRoutes(
   services: GraphQLServices,
@@ -94,11 +104,12 @@ export async function createGraphQLRoutes(
   const apollo = new ApolloServer<GraphQLContext>({
     schema: options.schema,
     introspection: options.introspection,
+    hideSchemaDetailsFromClientErrors: !options.introspection,
     includeStacktraceInErrorResponses: false,
     // The process's own shutdown drains HTTP first and stops Apollo after; Apollo's
     // handler would stop early and re-raise the signal.
     stopOnTerminationSignals: false,
-    formatError: createFormatError(options.logger),
+    formatError: createFormatError(options.logger, { hideSuggestions: !options.introspection }),
     validationRules: queryLimitRules(limits),
     plugins: options.landingPage ? [] : [ApolloServerPluginLandingPageDisabled()],
   });

@@ -3,23 +3,24 @@ import type { Duplex } from 'node:stream';
 import {
   execute,
   GraphQLError,
-  specifiedRules,
-  validate,
   type ExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
 } from 'graphql';
-import { CloseCode, handleProtocols, makeServer, type ConnectionInitMessage } from 'graphql-ws';
+import { CloseCode, handleProtocols, makeServer, MessageType, type ConnectionInitMessage } from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, badRequest, websocketCloseCodeOf } from '../errors.js';
+import { toAppError } from '../http/error-response.js';
 import type { Fanout } from '../live/fanout.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { compileFilter, decodeCursor, encodeCursor, type EventFilter } from '../query/event-queries.js';
-import { presentedKey, requireScopeOf, type Principal } from '../security/authenticate.js';
+import { presentedKey, type Principal } from '../security/authenticate.js';
 import type { StoredEvent } from '../store/event-store.js';
 import { contextOf, type GraphQLServices, type LiveOperation } from './context.js';
-import { queryLimitRules, type QueryLimits } from './limits.js';
+import type { QueryLimits } from './limits.js';
+import { authorizeLive, createLiveKeyWatch } from './live-keys.js';
+import { createOperationPreparer } from './ws-operation.js';
 
 export interface LiveLimits {
   maxSubscriptionsPerConnection: number;
@@ -37,6 +38,8 @@ export interface GraphQLWebSocketOptions {
   metrics?: Metrics;
   queryLimits: QueryLimits;
   live: LiveLimits;
+  /** As over HTTP (GRAPHQL_INTROSPECTION): off also hides "Did you mean …?" hints. */
+  introspection: boolean;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
 }
 
@@ -44,8 +47,12 @@ export interface GraphQLWebSocketOptions {
 interface Connection {
   socket: WebSocket;
   request: IncomingMessage;
+  /** The secret it authenticated with, re-checked on every operation and by the key watch. */
+  presented?: string;
   principal?: Principal;
   openSubscriptions: number;
+  /** Stops the key watch for this connection. */
+  unwatch?: () => void;
 }
 
 /** Close codes of our own, beside graphql-ws's (CloseCode) and the error family's (websocketCloseCodeOf). */
@@ -63,6 +70,18 @@ const LiveCloseCode = {
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 /** Frames of the graphql-ws protocol are text, also when handed to ws as bytes. */
 const TEXT_FRAME = { binary: false } as const;
+/**
+ * What a client may send. graphql-ws's parser accepts every message type and
+ * its server throws on the server's own (a 4500 for a protocol error), so
+ * those are refused here as the bad requests they are.
+ */
+const CLIENT_MESSAGES: ReadonlySet<unknown> = new Set([
+  MessageType.ConnectionInit,
+  MessageType.Ping,
+  MessageType.Pong,
+  MessageType.Subscribe,
+  MessageType.Complete,
+]);
 
 /**
  * Holds back a connection's writes until the current turn of the event loop
@@ -102,7 +121,18 @@ function createWriteCoalescer() {
 export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
   const { schema, services, fanout, logger, metrics, live } = options;
   const subscriptionsPerKey = new Map<string, number>();
-  const rules = [...specifiedRules, ...queryLimitRules(options.queryLimits)];
+  const prepare = createOperationPreparer({
+    schema,
+    limits: options.queryLimits,
+    introspection: options.introspection,
+  });
+  const keyWatch = createLiveKeyWatch({
+    authenticator: services.authenticator,
+    logger,
+    onForbidden: services.onForbidden,
+  });
+  const authorize = (presented: string | undefined) =>
+    authorizeLive(services.authenticator, presented, { onForbidden: services.onForbidden });
   const wss = new WebSocketServer({
     noServer: true,
     handleProtocols,
@@ -179,31 +209,45 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
 
   const server = makeServer<ConnectionInitMessage['payload'], Connection>({
     schema,
-    validate: (schemaToValidate, document) => validate(schemaToValidate, document, rules),
     async onConnect(ctx) {
       // Browsers cannot set headers on a WebSocket, so the key normally comes in connection_init;
       // a server-side client may send it as the upgrade request's X-API-Key instead.
       const params = ctx.connectionParams ?? {};
       const fromParams = params['x-api-key'] ?? params['X-API-Key'] ?? params['apiKey'];
       const key = typeof fromParams === 'string' ? fromParams : presentedKey(ctx.extra.request.headers);
-      const principal = await services.authenticator.authenticate(key);
-      requireScopeOf(principal, 'read', services.onForbidden);
+      const principal = await authorize(key);
       await services.limitRequest?.(principal);
-      ctx.extra.principal = principal;
+      const connection = ctx.extra;
+      if (connection.socket.readyState !== connection.socket.OPEN) return false;
+      connection.principal = principal;
+      connection.presented = key!; // authorize() refused a missing one
+      connection.unwatch = keyWatch.watch({
+        presented: connection.presented,
+        refreshed: (fresh) => void (connection.principal = fresh),
+        refused: (error) => closeFor(connection.socket, error),
+      });
       return true;
     },
     async onSubscribe(ctx, _id, payload) {
-      if (payload.query.length > options.queryLimits.maxQueryLength) {
-        return [new GraphQLError(`Query text exceeds ${options.queryLimits.maxQueryLength} characters.`)];
-      }
-      const principal = ctx.extra.principal;
+      const connection = ctx.extra;
+      // Every operation re-authenticates (the cache applies): a key revoked elsewhere runs
+      // nothing new once its cached answer expired; a refusal closes the connection (4401/4403).
+      let principal: Principal;
       try {
-        if (principal) await services.limitRequest?.(principal);
+        principal = await authorize(connection.presented);
+      } catch (error) {
+        const refused = toAppError(error);
+        if (refused.code === 'UNAUTHENTICATED' || refused.code === 'FORBIDDEN') throw refused;
+        return [new GraphQLError(refused.message, { originalError: refused })];
+      }
+      connection.principal = principal;
+      try {
+        await services.limitRequest?.(principal);
       } catch (error) {
         if (error instanceof AppError) return [new GraphQLError(error.message, { originalError: error })];
         throw error;
       }
-      return undefined;
+      return prepare(payload);
     },
     context(ctx, id, payload, args) {
       const connection = ctx.extra;
@@ -280,13 +324,19 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
         close: (code, reason) => socket.close(code, reason),
         onMessage: (handle) =>
           socket.on('message', (data: RawData) => {
-            handle(rawText(data)).catch((error: unknown) => closeFor(socket, error));
+            const text = rawText(data);
+            if (!fromClient(text)) {
+              socket.close(CloseCode.BadRequest, 'Invalid message received');
+              return;
+            }
+            handle(text).catch((error: unknown) => closeFor(socket, error));
           }),
       },
       connection,
     );
     socket.once('close', (code, reason) => {
       clearInterval(keepAlive);
+      connection.unwatch?.();
       metrics?.liveConnections.dec();
       closed(code, reason.toString()).catch((error: unknown) =>
         logger.warn({ err: error }, 'closing a WebSocket connection failed'),
@@ -307,6 +357,7 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
 
     /** Closes every connection with 1001 Going Away, so clients reconnect to another replica. */
     async close(timeoutMs = 2000): Promise<void> {
+      await keyWatch.stop();
       for (const client of wss.clients) {
         metrics?.liveDisconnects.inc({ reason: 'shutdown' });
         client.close(LiveCloseCode.GoingAway, 'Going away');
@@ -326,6 +377,20 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
 }
 
 export type GraphQLWebSocket = ReturnType<typeof createGraphQLWebSocket>;
+
+/** Whether a frame is a message a client may send; anything else (bad JSON too) is a protocol error. */
+function fromClient(text: string): boolean {
+  try {
+    const message: unknown = JSON.parse(text);
+    return (
+      typeof message === 'object' &&
+      message !== null &&
+      CLIENT_MESSAGES.has((message as { type?: unknown }).type)
+    );
+  } catch {
+    return false;
+  }
+}
 
 function rawText(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');

@@ -41,6 +41,9 @@ const saltedDigest = (salt: Buffer, secret: string): Buffer =>
  */
 const SECRET_FORMAT = /^(ag_[a-z2-7]{8})_[A-Za-z0-9_-]{43}$/;
 
+/** The display prefix a stored key's secret starts with (`ag_xxxxxxxx`); undefined for other secrets. */
+export const prefixOf = (presented: string): string | undefined => SECRET_FORMAT.exec(presented)?.[1];
+
 export function generateSecret(): { secret: string; prefix: string; salt: Buffer; secretHash: Buffer } {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
   const prefix = `ag_${Array.from(randomBytes(8), (byte) => alphabet[byte % 32]).join('')}`;
@@ -88,8 +91,10 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
     throw unauthenticated(message);
   };
 
-  async function credentialsFor(prefix: string): Promise<ApiKeyCredentials | null> {
-    const cached = cache.get(prefix);
+  const forgotten = new Set<(prefix: string) => void>();
+
+  async function credentialsFor(prefix: string, fresh: boolean): Promise<ApiKeyCredentials | null> {
+    const cached = fresh ? undefined : cache.get(prefix);
     if (cached && cached.until > Date.now()) return cached.credentials;
     const credentials = (await options.store?.findCredentials(prefix)) ?? null;
     if (cacheTtlMs > 0) {
@@ -111,15 +116,21 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
   return {
     recall,
 
+    /** How long a stored key's answer is trusted (KEY_CACHE_TTL_MS): revocations elsewhere land within it. */
+    cacheTtlMs,
+
     /**
      * @param presented the secret from `X-API-Key` or `Authorization: Bearer`.
+     * @param options.fresh asks the store again instead of trusting the cache (and refreshes it):
+     *   for holders of long-lived connections, which must notice a revocation made elsewhere.
      * @throws AppError UNAUTHENTICATED when it is missing, unknown or revoked.
      */
-    async authenticate(presented: string | undefined): Promise<Principal> {
+    async authenticate(presented: string | undefined, options: { fresh?: boolean } = {}): Promise<Principal> {
       if (presented === undefined || presented === '') {
         return fail('missing', 'Missing API key: send it in the X-API-Key header.');
       }
-      const known = recall(presented);
+      const fresh = options.fresh === true;
+      const known = fresh ? undefined : recall(presented);
       if (known !== undefined) return known;
       const digest = digestSecret(presented);
       let match: KnownKey | undefined;
@@ -135,8 +146,8 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
         return principal;
       }
 
-      const prefix = SECRET_FORMAT.exec(presented)?.[1];
-      const credentials = prefix === undefined ? null : await credentialsFor(prefix);
+      const prefix = prefixOf(presented);
+      const credentials = prefix === undefined ? null : await credentialsFor(prefix, fresh);
       if (
         !credentials ||
         !timingSafeEqual(credentials.secretHash, saltedDigest(credentials.salt, presented))
@@ -155,12 +166,22 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
       return principal;
     },
 
-    /** Forgets a cached key at once (this process revoked it). */
+    /** Forgets a cached key at once (this process revoked it), and tells every `onForget` listener. */
     forget(prefix: string): void {
       cache.delete(prefix);
       for (const secret of accepted.keys()) {
-        if (SECRET_FORMAT.exec(secret)?.[1] === prefix) accepted.delete(secret);
+        if (prefixOf(secret) === prefix) accepted.delete(secret);
       }
+      for (const listener of forgotten) listener(prefix);
+    },
+
+    /**
+     * Calls `listener` with the prefix of each key this process forgets (revokes), so holders
+     * of open connections can end them at once. Returns the function that removes it.
+     */
+    onForget(listener: (prefix: string) => void): () => void {
+      forgotten.add(listener);
+      return () => void forgotten.delete(listener);
     },
 
     /** Writes the last-use times gathered since the previous flush. */

@@ -1,0 +1,96 @@
+import {
+  getOperationAST,
+  getVariableValues,
+  GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  specifiedRules,
+  validate,
+  type ExecutionArgs,
+  type GraphQLSchema,
+  type ValidationRule,
+} from 'graphql';
+import { queryLimitRules, type QueryLimits } from './limits.js';
+
+/** What a graphql-ws `subscribe` message carries (graphql-ws has already checked its shape). */
+export interface SubscribePayload {
+  query: string;
+  operationName?: string | null | undefined;
+  variables?: Record<string, unknown> | null | undefined;
+}
+
+/**
+ * Parses, validates and resolves the operation of one `subscribe` message the
+ * way Apollo does over HTTP, so a client sees the same `extensions.code` on
+ * either transport: GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED (also for
+ * the query limits and disabled introspection), OPERATION_RESOLUTION_FAILURE,
+ * BAD_USER_INPUT for variables, QUERY_TOO_LARGE before parsing. Without
+ * introspection, schema details are hidden too: no "Did you mean …?" hints.
+ *
+ * Returns the execution arguments, or the errors to answer that operation
+ * with (an `error` message for its id; the connection stays).
+ */
+export function createOperationPreparer(options: {
+  schema: GraphQLSchema;
+  limits: QueryLimits;
+  introspection: boolean;
+}) {
+  const { schema, limits, introspection } = options;
+  const hideSuggestions = !introspection;
+  const rules: ValidationRule[] = [
+    ...specifiedRules,
+    ...queryLimitRules(limits),
+    ...(introspection ? [] : [NoSchemaIntrospectionCustomRule]),
+  ];
+
+  return (payload: SubscribePayload): ExecutionArgs | GraphQLError[] => {
+    if (payload.query.length > limits.maxQueryLength) {
+      return [
+        new GraphQLError(`Query text exceeds ${limits.maxQueryLength} characters.`, {
+          extensions: { code: 'QUERY_TOO_LARGE' },
+        }),
+      ];
+    }
+    let document;
+    try {
+      document = parse(payload.query);
+    } catch (error) {
+      if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+      throw error;
+    }
+    const invalid = validate(schema, document, rules, { hideSuggestions });
+    if (invalid.length > 0) return invalid.map((error) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
+
+    const operationName = payload.operationName ?? undefined;
+    const operation = getOperationAST(document, operationName);
+    if (!operation) {
+      const message =
+        operationName === undefined
+          ? 'Must provide operation name if query contains multiple operations.'
+          : `Unknown operation named "${operationName}".`;
+      return [new GraphQLError(message, { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })];
+    }
+    // Coerced here, as execution would, so bad variables are an `error` message like Apollo's 400.
+    const variableValues = payload.variables ?? {};
+    const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variableValues, {
+      hideSuggestions,
+    });
+    if (coerced.errors) return coerced.errors.map((error) => withCode(error, 'BAD_USER_INPUT'));
+    return { schema, document, operationName, variableValues, hideSuggestions };
+  };
+}
+
+export type OperationPreparer = ReturnType<typeof createOperationPreparer>;
+
+/** The same error with a code (Apollo's wording of where it failed); `http` is HTTP's business only. */
+function withCode(error: GraphQLError, code: string): GraphQLError {
+  const { http: _http, ...extensions } = error.extensions;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: { ...extensions, code },
+  });
+}
