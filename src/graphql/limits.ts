@@ -1,24 +1,22 @@
-import {
-  GraphQLError,
-  Kind,
-  type ASTVisitor,
-  type FieldNode,
-  type FragmentDefinitionNode,
-  type SelectionSetNode,
-  type ValidationContext,
-  type ValidationRule,
-} from 'graphql';
+import { GraphQLError, type ASTVisitor, type ValidationContext, type ValidationRule } from 'graphql';
 import { getGraphQLRateLimiter, type Store } from 'graphql-rate-limit';
 import type { GraphQLResolveInfo } from 'graphql';
 import { AppError } from '../errors.js';
+import { measureDocument } from './measure-document.js';
 
 export interface QueryLimits {
   /** Longest query text accepted, in characters; checked before parsing. */
   maxQueryLength: number;
   maxDepth: number;
   maxAliases: number;
-  /** Each field costs 1, multiplied by the page size (`first`, list lengths) of the lists around it. */
+  /** Each field costs 1, multiplied by the page size (`first`, `limit`, or their default) of the lists around it. */
   maxCost: number;
+  /** Fields, fragment spreads and inline fragments in the document, a fragment counted at each spread. */
+  maxSelections: number;
+  /** Directives written in the document. */
+  maxDirectives: number;
+  /** Selections landing on one response path: a field repeated, or the same field in fragments merging there. */
+  maxRepeats: number;
 }
 
 export const DEFAULT_QUERY_LIMITS: QueryLimits = {
@@ -26,92 +24,43 @@ export const DEFAULT_QUERY_LIMITS: QueryLimits = {
   maxDepth: 12,
   maxAliases: 30,
   maxCost: 50_000,
+  maxSelections: 1000,
+  maxDirectives: 50,
+  maxRepeats: 10,
 };
 
 /**
  * Validation rules that refuse abusive documents before anything executes:
- * too deep, too many aliases, or too costly (nested pages multiply).
+ * too deep, too many aliases, too costly (nested pages multiply), too many
+ * selections or directives, or one field selected too often at one place.
+ *
+ * They must run in the same `validate()` call as graphql's specifiedRules
+ * (as Apollo Server and the WebSocket path do, after them in the list): the
+ * measure happens when the document is entered, before any other rule visits
+ * a selection, and a refused document ends the whole validation there, since
+ * a visitor that answers `null` for the root deletes it and the visit stops.
+ * Otherwise OverlappingFieldsCanBeMergedRule, quadratic in repeated fields,
+ * would still spend hundreds of milliseconds on a document refused here.
  */
 export function queryLimitRules(limits: QueryLimits): ValidationRule[] {
   return [(context) => documentRule(context, limits)];
 }
 
 function documentRule(context: ValidationContext, limits: QueryLimits): ASTVisitor {
-  const fragments = new Map<string, FragmentDefinitionNode>();
-  for (const definition of context.getDocument().definitions) {
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
-  }
-  const refuse = (message: string, code: string) =>
-    context.reportError(new GraphQLError(message, { extensions: { code, http: { status: 400 } } }));
-
   return {
-    OperationDefinition(operation) {
-      const measured = measure(operation.selectionSet, fragments, 1, 1, new Set());
-      if (measured.depth > limits.maxDepth) {
-        refuse(`Query depth ${measured.depth} exceeds the limit of ${limits.maxDepth}.`, 'QUERY_TOO_DEEP');
-      }
-      if (measured.aliases > limits.maxAliases) {
-        refuse(
-          `Query uses ${measured.aliases} aliases; the limit is ${limits.maxAliases}.`,
-          'TOO_MANY_ALIASES',
+    Document: {
+      enter(document) {
+        const { refusal } = measureDocument(document, context.getSchema(), limits);
+        if (!refusal) return undefined;
+        context.reportError(
+          new GraphQLError(refusal.message, {
+            extensions: { code: 'GRAPHQL_VALIDATION_FAILED', limit: refusal.limit, http: { status: 400 } },
+          }),
         );
-      }
-      if (measured.cost > limits.maxCost) {
-        refuse(`Query cost ${measured.cost} exceeds the limit of ${limits.maxCost}.`, 'QUERY_TOO_COSTLY');
-      }
+        return null;
+      },
     },
   };
-}
-
-interface Measure {
-  depth: number;
-  aliases: number;
-  cost: number;
-}
-
-/** Walks a selection set, following fragments (each once per path, so cycles end), summing cost. */
-function measure(
-  selectionSet: SelectionSetNode,
-  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
-  depth: number,
-  multiplier: number,
-  visiting: Set<string>,
-): Measure {
-  const total: Measure = { depth, aliases: 0, cost: 0 };
-  const add = (inner: Measure) => {
-    total.depth = Math.max(total.depth, inner.depth);
-    total.aliases += inner.aliases;
-    total.cost += inner.cost;
-  };
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) {
-      if (selection.alias) total.aliases += 1;
-      total.cost += multiplier;
-      if (selection.selectionSet) {
-        add(
-          measure(selection.selectionSet, fragments, depth + 1, multiplier * pageSize(selection), visiting),
-        );
-      }
-    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      add(measure(selection.selectionSet, fragments, depth, multiplier, visiting));
-    } else {
-      const name = selection.name.value;
-      const fragment = fragments.get(name);
-      if (!fragment || visiting.has(name)) continue;
-      visiting.add(name);
-      add(measure(fragment.selectionSet, fragments, depth, multiplier, visiting));
-      visiting.delete(name);
-    }
-  }
-  return total;
-}
-
-/** How many items a list field may return, from its literal `first` argument; variables count as the maximum page. */
-function pageSize(field: FieldNode): number {
-  const first = field.arguments?.find((argument) => argument.name.value === 'first');
-  if (!first) return 1;
-  if (first.value.kind === Kind.INT) return Math.max(1, Number(first.value.value));
-  return 1000;
 }
 
 /**

@@ -1,8 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { getIntrospectionQuery } from 'graphql';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_QUERY_LIMITS } from '../../src/graphql/limits.js';
 import { createApiKeyService } from '../../src/security/api-keys.js';
 import { freePort, startTestApp, type TestApp } from '../support/app.js';
+import { hostileDocuments } from '../support/hostile-documents.js';
 import { spawnAuditgraph, waitUntilReady, type AuditgraphProcess } from '../support/processes.js';
 import {
   createTestDatabase,
@@ -112,7 +116,7 @@ describe('GraphQL abuse is refused before execution', () => {
     });
     const body = (await response.json()) as {
       data?: unknown;
-      errors?: Array<{ message: string; extensions?: { code?: string } }>;
+      errors?: Array<{ message: string; extensions?: { code?: string; limit?: string } }>;
     };
     return { status: response.status, headers: response.headers, ...body };
   };
@@ -120,12 +124,58 @@ describe('GraphQL abuse is refused before execution', () => {
     (await app.running.backends.db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events'))[0]!.n;
 
   it('refuses a query nested deeper than the limit', async () => {
+    // Lists of lists: each level of fields { type { … } } multiplies what execution would return.
     let selection = 'name';
-    for (let level = 0; level < 14; level += 1) selection = `ofType { ${selection} }`;
-    const answer = await graphql(`{ __schema { types { fields { type { ${selection} } } } } }`);
+    for (let level = 0; level < 7; level += 1) selection = `fields { type { ${selection} } }`;
+    const answer = await graphql(`{ __schema { types { ${selection} } } }`);
     expect(answer.status).toBe(400);
     expect(answer.data).toBeUndefined();
-    expect(answer.errors?.[0]?.message).toMatch(/depth \d+ exceeds the limit of 12/);
+    expect(answer.errors?.[0]?.message).toMatch(
+      /depth exceeds the limit of 12: `__schema\.types\.fields.*` is 13/,
+    );
+    expect(answer.errors?.[0]?.extensions?.limit).toBe('maxDepth');
+  });
+
+  it('answers graphql’s standard introspection query (ofType nests seven deep and adds no depth)', async () => {
+    const answer = await graphql(getIntrospectionQuery());
+    expect(answer.errors).toBeUndefined();
+    expect(answer.status).toBe(200);
+    const types = (answer.data as { __schema: { types: Array<{ name: string }> } }).__schema.types;
+    expect(types.map((type) => type.name)).toContain('AuditEvent');
+  });
+
+  it('refuses generated hostile documents under the size limit with 400, naming the limit', async () => {
+    await fc.assert(
+      fc.asyncProperty(hostileDocuments(DEFAULT_QUERY_LIMITS), async ({ query, by }) => {
+        const answer = await graphql(query);
+        expect(answer.status).toBe(400);
+        expect(answer.data).toBeUndefined();
+        expect(answer.errors).toHaveLength(1);
+        expect(answer.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+        expect(by).toContain(answer.errors?.[0]?.extensions?.limit);
+        expect(answer.errors?.[0]?.message).toMatch(/limit/);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('stops Apollo’s validation at a refused document: none of graphql’s own errors follow', async () => {
+    const rest = 'nope x: __typename x: eventTypes { count }';
+    const repeated = (times: number) =>
+      `{ events { nodes { ${Array.from({ length: times }, () => 'payload').join(' ')} } } ${rest} }`;
+    const within = await graphql(repeated(10));
+    expect(within.status).toBe(400);
+    expect(within.errors?.map((error) => error.message)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/Cannot query field "nope"/),
+        expect.stringMatching(/Fields "x" conflict/),
+      ]),
+    );
+    const refused = await graphql(repeated(11));
+    expect(refused.status).toBe(400);
+    expect(refused.errors?.map((error) => error.message)).toEqual([
+      expect.stringMatching(/`events\.nodes\.payload` is selected more than 10 times/),
+    ]);
   });
 
   it('refuses too many aliases, executing none of the aliased mutations', async () => {
@@ -137,7 +187,7 @@ describe('GraphQL abuse is refused before execution', () => {
     );
     const answer = await graphql(`mutation { ${aliases.join('\n')} }`);
     expect(answer.status).toBe(400);
-    expect(answer.errors?.[0]?.message).toMatch(/31 aliases; the limit is 30/);
+    expect(answer.errors?.[0]?.message).toMatch(/more than 30 aliases; the limit is 30/);
     expect((await app.running.backends.queue.stats()).depth).toBe(0);
     expect(await stored()).toBe(before);
   });
@@ -149,7 +199,9 @@ describe('GraphQL abuse is refused before execution', () => {
     );
     const answer = await graphql(`{ ${pages.join('\n')} }`);
     expect(answer.status).toBe(400);
-    expect(answer.errors?.[0]?.message).toMatch(/cost \d+ exceeds the limit of 50000/);
+    expect(answer.errors?.[0]?.message).toMatch(
+      /cost exceeds the limit of 50000: at least \d+ by `p\d+\.nodes/,
+    );
   });
 
   it('refuses query text over the size limit before parsing it, with 413', async () => {

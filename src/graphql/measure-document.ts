@@ -1,0 +1,307 @@
+import {
+  getNamedType,
+  isCompositeType,
+  isInterfaceType,
+  isObjectType,
+  Kind,
+  SchemaMetaFieldDef,
+  TypeMetaFieldDef,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLField,
+  type GraphQLNamedType,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionSetNode,
+} from 'graphql';
+
+/** The shape limits a document is measured against (a subset of QueryLimits). */
+export interface ShapeLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxCost: number;
+  maxSelections: number;
+  maxDirectives: number;
+  maxRepeats: number;
+}
+
+/** Which limit a document went over: the name of its QueryLimits property. */
+export type LimitName = keyof ShapeLimits;
+
+export interface Refusal {
+  limit: LimitName;
+  message: string;
+}
+
+export interface Measurement {
+  /** Set when the document goes over a limit; measuring stopped there. */
+  refusal?: Refusal;
+  /**
+   * Selections looked at, in both passes. Each pass stops past
+   * `maxSelections`, so this is at most 2 × (maxSelections + 1) whatever the
+   * document: the measure of what refusing costs.
+   */
+  work: number;
+}
+
+/** Arguments read as a list field's page size; a variable counts as the largest page. */
+const PAGE_ARGUMENTS: ReadonlySet<string> = new Set(['first', 'limit']);
+const LARGEST_PAGE = 1000;
+
+/** Thrown to leave the walk at the first limit passed: the walk may be deep in fragments. */
+class LimitPassed {
+  constructor(readonly refusal: Refusal) {}
+}
+
+/** One response path (the same names from the root): how often a selection lands on it. */
+interface PathNode {
+  name: string;
+  parent: PathNode | undefined;
+  selected: number;
+  children: Map<string, PathNode> | undefined;
+}
+
+/** What one operation (or a fragment no operation reaches) adds up to. */
+interface RootTally {
+  aliases: number;
+  cost: number;
+}
+
+/**
+ * Measures a document against the shape limits in two passes, each linear and
+ * stopping at the first limit passed:
+ *
+ * 1. a pre-count over the text's own selections and directives (no fragment
+ *    expansion), so a document that is simply too big ends here;
+ * 2. a walk of each operation with fragments expanded where they are spread
+ *    (then of any fragment no operation reaches, which validation also
+ *    visits), counting depth, aliases, cost, selections and how many
+ *    selections land on each response path. The selection count is
+ *    document-wide, so expansion (fragments spread many times, or chains that
+ *    double at each step) ends within `maxSelections` steps.
+ *
+ * The repeat limit bounds graphql-js's OverlappingFieldsCanBeMergedRule, which
+ * compares every pair of selections sharing a response path: with at most R
+ * on any path and S in all, it compares fewer than R × S pairs.
+ */
+export function measureDocument(
+  document: DocumentNode,
+  schema: GraphQLSchema,
+  limits: ShapeLimits,
+): Measurement {
+  const counter = { work: 0 };
+  try {
+    preCount(document, limits, counter);
+    expandedCount(document, schema, limits, counter);
+    return { work: counter.work };
+  } catch (caught) {
+    if (caught instanceof LimitPassed) return { refusal: caught.refusal, work: counter.work };
+    throw caught;
+  }
+}
+
+function tooManySelections(limits: ShapeLimits): LimitPassed {
+  return new LimitPassed({
+    limit: 'maxSelections',
+    message:
+      `Document has more than ${limits.maxSelections} selections (fields, fragment spreads and inline ` +
+      `fragments, a fragment counted at each spread); the limit is ${limits.maxSelections}.`,
+  });
+}
+
+/** Pass 1: the selections and directives written in the text. */
+function preCount(document: DocumentNode, limits: ShapeLimits, counter: { work: number }): void {
+  let selections = 0;
+  let directives = 0;
+  const addDirectives = (count: number | undefined) => {
+    directives += count ?? 0;
+    if (directives > limits.maxDirectives) {
+      throw new LimitPassed({
+        limit: 'maxDirectives',
+        message: `Document has more than ${limits.maxDirectives} directives; the limit is ${limits.maxDirectives}.`,
+      });
+    }
+  };
+  const countSet = (set: SelectionSetNode): void => {
+    for (const selection of set.selections) {
+      counter.work += 1;
+      selections += 1;
+      if (selections > limits.maxSelections) throw tooManySelections(limits);
+      addDirectives(selection.directives?.length);
+      if (selection.kind !== Kind.FRAGMENT_SPREAD && selection.selectionSet) countSet(selection.selectionSet);
+    }
+  };
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.OPERATION_DEFINITION) {
+      addDirectives(definition.directives?.length);
+      for (const variable of definition.variableDefinitions ?? []) addDirectives(variable.directives?.length);
+    } else if (definition.kind === Kind.FRAGMENT_DEFINITION) {
+      addDirectives(definition.directives?.length);
+    } else {
+      continue; // not executable: ExecutableDefinitionsRule refuses it
+    }
+    countSet(definition.selectionSet);
+  }
+}
+
+/** Pass 2: operations with their fragments expanded, then the fragments left unreached. */
+function expandedCount(
+  document: DocumentNode,
+  schema: GraphQLSchema,
+  limits: ShapeLimits,
+  counter: { work: number },
+): void {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  const operations: OperationDefinitionNode[] = [];
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+    else if (definition.kind === Kind.OPERATION_DEFINITION) operations.push(definition);
+  }
+  const reached = new Set<string>();
+  let selections = 0;
+
+  const walk = (
+    set: SelectionSetNode,
+    parentType: GraphQLNamedType | undefined,
+    depth: number,
+    multiplier: number,
+    path: PathNode,
+    visiting: Set<string>,
+    tally: RootTally,
+  ): void => {
+    for (const selection of set.selections) {
+      counter.work += 1;
+      selections += 1;
+      if (selections > limits.maxSelections) throw tooManySelections(limits);
+      if (selection.kind === Kind.FIELD) {
+        const at = landOn(path, (selection.alias ?? selection.name).value, limits);
+        if (depth > limits.maxDepth) {
+          throw new LimitPassed({
+            limit: 'maxDepth',
+            message: `Query depth exceeds the limit of ${limits.maxDepth}: ${pathText(at)} is ${depth} levels deep.`,
+          });
+        }
+        if (selection.alias && ++tally.aliases > limits.maxAliases) {
+          throw new LimitPassed({
+            limit: 'maxAliases',
+            message: `Query uses more than ${limits.maxAliases} aliases; the limit is ${limits.maxAliases}.`,
+          });
+        }
+        tally.cost += multiplier;
+        if (tally.cost > limits.maxCost) {
+          throw new LimitPassed({
+            limit: 'maxCost',
+            message:
+              `Query cost exceeds the limit of ${limits.maxCost}: at least ${tally.cost} by ${pathText(at)} ` +
+              '(each field costs 1 times the page sizes of the lists around it).',
+          });
+        }
+        if (selection.selectionSet) {
+          const field = fieldOf(parentType, selection.name.value);
+          const type = field ? getNamedType(field.type) : undefined;
+          walk(
+            selection.selectionSet,
+            type && isCompositeType(type) ? type : undefined,
+            isTypeWrapper(parentType, selection) ? depth : depth + 1,
+            multiplier * pageSize(selection, field),
+            at,
+            visiting,
+            tally,
+          );
+        }
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const type = selection.typeCondition
+          ? schema.getType(selection.typeCondition.name.value)
+          : parentType;
+        walk(selection.selectionSet, type ?? undefined, depth, multiplier, path, visiting, tally);
+      } else {
+        const name = selection.name.value;
+        const fragment = fragments.get(name);
+        // Unknown fragments and cycles are validation errors of their own (KnownFragmentNames, NoFragmentCycles).
+        if (!fragment || visiting.has(name)) continue;
+        reached.add(name);
+        visiting.add(name);
+        const type = schema.getType(fragment.typeCondition.name.value) ?? undefined;
+        walk(fragment.selectionSet, type, depth, multiplier, path, visiting, tally);
+        visiting.delete(name);
+      }
+    }
+  };
+
+  for (const operation of operations) {
+    const root = schema.getRootType(operation.operation) ?? undefined;
+    walk(operation.selectionSet, root, 1, 1, newPath(), new Set(), { aliases: 0, cost: 0 });
+  }
+  for (const [name, fragment] of fragments) {
+    if (reached.has(name)) continue;
+    reached.add(name);
+    const type = schema.getType(fragment.typeCondition.name.value) ?? undefined;
+    walk(fragment.selectionSet, type, 1, 1, newPath(), new Set([name]), { aliases: 0, cost: 0 });
+  }
+}
+
+function newPath(): PathNode {
+  return { name: '', parent: undefined, selected: 0, children: undefined };
+}
+
+/** Counts one more selection of `name` under `path`; past `maxRepeats`, the document is refused. */
+function landOn(path: PathNode, name: string, limits: ShapeLimits): PathNode {
+  path.children ??= new Map();
+  let node = path.children.get(name);
+  if (!node) {
+    node = { name, parent: path, selected: 0, children: undefined };
+    path.children.set(name, node);
+  }
+  node.selected += 1;
+  if (node.selected > limits.maxRepeats) {
+    throw new LimitPassed({
+      limit: 'maxRepeats',
+      message:
+        `${pathText(node)} is selected more than ${limits.maxRepeats} times (repeated fields, or fragments ` +
+        `merging there); the limit is ${limits.maxRepeats} selections of one response path.`,
+    });
+  }
+  return node;
+}
+
+function pathText(node: PathNode): string {
+  const names: string[] = [];
+  for (let at: PathNode | undefined = node; at?.parent; at = at.parent) names.push(at.name);
+  return `\`${names.reverse().join('.')}\``;
+}
+
+/**
+ * Introspection's `__Type.ofType`: one object per level, the wrappers of a
+ * type (list, non-null), which graphql's own introspection query nests seven
+ * deep. It adds no depth: nothing multiplies along that chain.
+ */
+function isTypeWrapper(parentType: GraphQLNamedType | undefined, selection: FieldNode): boolean {
+  return parentType?.name === '__Type' && selection.name.value === 'ofType';
+}
+
+function fieldOf(
+  parentType: GraphQLNamedType | undefined,
+  name: string,
+): GraphQLField<unknown, unknown> | undefined {
+  // Introspection's entry points are on no type's field list (valid on the query type only).
+  if (name === SchemaMetaFieldDef.name) return SchemaMetaFieldDef;
+  if (name === TypeMetaFieldDef.name) return TypeMetaFieldDef;
+  if (!parentType || !(isObjectType(parentType) || isInterfaceType(parentType))) return undefined;
+  return parentType.getFields()[name];
+}
+
+/**
+ * How many items a list field may return: its literal page argument, the
+ * largest page for a variable, else the argument's default in the schema.
+ */
+function pageSize(selection: FieldNode, field: GraphQLField<unknown, unknown> | undefined): number {
+  const argument = selection.arguments?.find((candidate) => PAGE_ARGUMENTS.has(candidate.name.value));
+  if (argument) {
+    if (argument.value.kind === Kind.INT) return Math.max(1, Number(argument.value.value));
+    if (argument.value.kind === Kind.VARIABLE) return LARGEST_PAGE;
+    return 1;
+  }
+  const declared = field?.args.find((candidate) => PAGE_ARGUMENTS.has(candidate.name));
+  return typeof declared?.defaultValue === 'number' ? Math.max(1, declared.defaultValue) : 1;
+}

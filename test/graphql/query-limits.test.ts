@@ -1,0 +1,172 @@
+import fc from 'fast-check';
+import {
+  getIntrospectionQuery,
+  OverlappingFieldsCanBeMergedRule,
+  parse,
+  specifiedRules,
+  validate,
+  type ASTVisitor,
+  type GraphQLError,
+  type ValidationRule,
+} from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_QUERY_LIMITS, queryLimitRules } from '../../src/graphql/limits.js';
+import { measureDocument } from '../../src/graphql/measure-document.js';
+import { createSchema } from '../../src/graphql/server.js';
+import { fields, hostileDocuments } from '../support/hostile-documents.js';
+
+const schema = createSchema();
+const limits = DEFAULT_QUERY_LIMITS;
+/** Each pass looks at a selection at most once per expansion and stops one past maxSelections. */
+const WORK_BOUND = 2 * (limits.maxSelections + 1);
+const hostile = hostileDocuments(limits);
+
+/**
+ * Validates as Apollo Server 5 does (one `validate()` with specifiedRules first,
+ * then the configured rules), counting what graphql's own rules get to see:
+ * the SelectionSet visits of OverlappingFieldsCanBeMergedRule, and every node
+ * a rule placed just before the limit rules is handed.
+ */
+function validateCounting(query: string) {
+  const seen = { overlappingSelectionSets: 0, nodesBeforeLimits: 0 };
+  const countedOverlapping: ValidationRule = (context) => {
+    const visitor = OverlappingFieldsCanBeMergedRule(context) as { SelectionSet(...args: unknown[]): void };
+    return {
+      SelectionSet(...args: unknown[]) {
+        seen.overlappingSelectionSets += 1;
+        return visitor.SelectionSet(...args);
+      },
+    } as ASTVisitor;
+  };
+  const nodeCounter: ValidationRule = () => ({
+    enter() {
+      seen.nodesBeforeLimits += 1;
+    },
+  });
+  const rules = [
+    ...specifiedRules.map((rule) => (rule === OverlappingFieldsCanBeMergedRule ? countedOverlapping : rule)),
+    nodeCounter,
+    ...queryLimitRules(limits),
+  ];
+  const errors: readonly GraphQLError[] = validate(schema, parse(query), rules);
+  return { errors, seen };
+}
+
+describe('GraphQL documents are measured cheaply before graphql validates them', () => {
+  it('refuses every hostile document under the size limit, naming the limit, within bounded work', () => {
+    fc.assert(
+      fc.property(hostile, ({ query, by }) => {
+        const measured = measureDocument(parse(query), schema, limits);
+        expect(measured.refusal && by).toContain(measured.refusal?.limit);
+        expect(measured.work).toBeLessThanOrEqual(WORK_BOUND);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('ends validation at the refusal: no other rule visits a selection, OverlappingFieldsCanBeMerged never runs', () => {
+    fc.assert(
+      fc.property(hostile, ({ query, by }) => {
+        const { errors, seen } = validateCounting(query);
+        expect(errors).toHaveLength(1);
+        expect(by).toContain(errors[0]?.extensions['limit']);
+        expect(errors[0]?.message).toMatch(/limit/);
+        expect(seen.overlappingSelectionSets).toBe(0);
+        expect(seen.nodesBeforeLimits).toBe(1); // the document itself, entered before the measure
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('bounds the work of measuring any document, refused or not', () => {
+    const anyDocument = fc
+      .tuple(hostile, fc.array(fields, { maxLength: 30 }))
+      .map(([{ query }, extra]) => `${query} query Extra { ${extra.join(' ') || '__typename'} }`)
+      .filter((query) => query.length <= limits.maxQueryLength);
+    fc.assert(
+      fc.property(anyDocument, (query) => {
+        expect(measureDocument(parse(query), schema, limits).work).toBeLessThanOrEqual(WORK_BOUND);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('refuses 450 repeated events fields (19 KB) as too many selections, before graphql compares any pair', () => {
+    const query = `{ ${Array.from({ length: 450 }, () => 'events { nodes { id payload eventType } }').join('\n')} }`;
+    expect(query.length).toBeLessThan(limits.maxQueryLength);
+    const { errors, seen } = validateCounting(query);
+    expect(errors.map((error) => error.message)).toEqual([
+      expect.stringMatching(/more than 1000 selections .*the limit is 1000/),
+    ]);
+    expect(seen.overlappingSelectionSets).toBe(0);
+  });
+
+  it('refuses a field repeated past the limit at one response path, naming the path', () => {
+    const query = `{ events { nodes { ${Array.from({ length: 11 }, () => 'payload').join(' ')} } } }`;
+    const { refusal } = measureDocument(parse(query), schema, limits);
+    expect(refusal?.limit).toBe('maxRepeats');
+    expect(refusal?.message).toMatch(/`events\.nodes\.payload` is selected more than 10 times/);
+  });
+
+  it('counts repeats merged from fragments and inline fragments at the same path', () => {
+    const fragments = Array.from(
+      { length: 6 },
+      (_, index) => `fragment E${index} on AuditEvent { id ... on AuditEvent { id } }`,
+    );
+    const spreads = fragments.map((_, index) => `...E${index}`).join(' ');
+    const query = `{ events { nodes { ${spreads} } } } ${fragments.join(' ')}`;
+    const { refusal } = measureDocument(parse(query), schema, limits);
+    expect(refusal?.limit).toBe('maxRepeats');
+    expect(refusal?.message).toMatch(/`events\.nodes\.id`/);
+  });
+
+  it('prices a list field without `first` at its default page size from the schema', () => {
+    const tight = { ...limits, maxCost: 100 };
+    const defaulted = measureDocument(parse('{ events { nodes { id } } }'), schema, tight);
+    expect(defaulted.refusal?.message).toMatch(/at least 101 by `events\.nodes\.id`/);
+    expect(measureDocument(parse('{ events(first: 1) { nodes { id } } }'), schema, tight).refusal).toBe(
+      undefined,
+    );
+    const variable = measureDocument(
+      parse('query($n: Int!) { events(first: $n) { nodes { id } } }'),
+      schema,
+      tight,
+    );
+    expect(variable.refusal?.limit).toBe('maxCost');
+  });
+
+  it('accepts graphql’s standard introspection query, plain and with every option', () => {
+    const queries = [
+      getIntrospectionQuery(),
+      getIntrospectionQuery({
+        descriptions: true,
+        specifiedByUrl: true,
+        directiveIsRepeatable: true,
+        schemaDescription: true,
+        inputValueDeprecation: true,
+        oneOf: true,
+      }),
+    ];
+    for (const query of queries) {
+      expect(validateCounting(query).errors).toEqual([]);
+      expect(measureDocument(parse(query), schema, limits).refusal).toBe(undefined);
+    }
+  });
+
+  it('leaves documents within the limits to graphql’s own rules', () => {
+    const { errors, seen } = validateCounting('{ events { nodes { id } } nope }');
+    expect(errors.map((error) => error.message)).toEqual([
+      expect.stringMatching(/Cannot query field "nope" on type "Query"/),
+    ]);
+    expect(seen.overlappingSelectionSets).toBeGreaterThan(0);
+  });
+
+  it('terminates on fragment cycles and lets NoFragmentCyclesRule refuse them', () => {
+    const { errors } = validateCounting(
+      '{ ...A } fragment A on Query { ...B __typename } fragment B on Query { ...A }',
+    );
+    expect(errors.map((error) => error.message)).toContainEqual(
+      expect.stringMatching(/Cannot spread fragment "A" within itself via "B"/),
+    );
+  });
+});
