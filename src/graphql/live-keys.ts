@@ -47,7 +47,7 @@ export function createLiveKeyWatch(options: {
   logger: Logger;
   onForbidden?: (() => void) | undefined;
   /** Defaults to half the authenticator's cache TTL, at least 100 ms. */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
 }) {
   const { authenticator, logger } = options;
   const byKey = new Map<string, Set<WatchedConnection>>();

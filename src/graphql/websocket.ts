@@ -40,6 +40,8 @@ export interface GraphQLWebSocketOptions {
   live: LiveLimits;
   /** As over HTTP (GRAPHQL_INTROSPECTION): off also hides "Did you mean …?" hints. */
   introspection: boolean;
+  /** How often the keys of open connections are asked about again; defaults to half the key cache TTL. */
+  keyRecheckMs?: number;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
 }
 
@@ -130,6 +132,7 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
     authenticator: services.authenticator,
     logger,
     onForbidden: services.onForbidden,
+    intervalMs: options.keyRecheckMs,
   });
   const authorize = (presented: string | undefined) =>
     authorizeLive(services.authenticator, presented, { onForbidden: services.onForbidden });
