@@ -148,6 +148,8 @@ export function createAuthenticator(options: AuthenticatorOptions = {}) {
 
       const prefix = prefixOf(presented);
       const credentials = prefix === undefined ? null : await credentialsFor(prefix, fresh);
+      // A fresh answer replaces what was remembered, also when it is a refusal.
+      if (fresh) accepted.delete(presented);
       if (
         !credentials ||
         !timingSafeEqual(credentials.secretHash, saltedDigest(credentials.salt, presented))

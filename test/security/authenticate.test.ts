@@ -47,6 +47,30 @@ describe('authentication of repeated requests', () => {
     await expect(authenticator.authenticate(secret)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
   });
 
+  it('asks the store again when asked for a fresh answer, and refreshes the cache with it', async () => {
+    const authenticator = createAuthenticator({ store, cacheTtlMs: 60_000 });
+    const { key, secret } = await createKey();
+    await authenticator.authenticate(secret);
+    await store.revoke(key.id); // elsewhere: this process is not told
+    expect((await authenticator.authenticate(secret)).keyId).toBe(key.id); // cached, as documented
+    await expect(authenticator.authenticate(secret, { fresh: true })).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: 'This API key was revoked.',
+    });
+    // The fresh answer replaced the cached one for every later request.
+    await expect(authenticator.authenticate(secret)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('tells onForget listeners the prefix of each key it forgets, until they unsubscribe', async () => {
+    const authenticator = createAuthenticator({ store, cacheTtlMs: 60_000 });
+    const told: string[] = [];
+    const stop = authenticator.onForget((prefix) => told.push(prefix));
+    authenticator.forget('ag_aaaaaaaa');
+    stop();
+    authenticator.forget('ag_bbbbbbbb');
+    expect(told).toEqual(['ag_aaaaaaaa']);
+  });
+
   it('records the last use of a stored key on every accepted request, remembered or not', async () => {
     const touched: Array<ReadonlyMap<string, Date>> = [];
     const authenticator = createAuthenticator({
