@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { AppError, graphqlCodeOf } from '../errors.js';
 import { toAppError } from '../http/error-response.js';
 import type { Route, RouteContext, RouteResult } from '../http/server.js';
@@ -125,25 +125,21 @@ export async function createGraphQLRoutes(
     const body = request.method === 'POST' ? await context.readJson() : undefined;
     const query =
       body && typeof body === 'object' && 'query' in body ? body.query : url.searchParams.get('query');
-    if (typeof query === 'string' && query.length > limits.maxQueryLength) {
-      // Refused before parsing: parse time grows with the text, whatever the limits on its shape.
-      return {
-        status: 413,
-        body: JSON.stringify({
-          errors: [
-            {
-              message: `Query text exceeds ${limits.maxQueryLength} characters.`,
-              extensions: { code: 'QUERY_TOO_LARGE' },
-            },
-          ],
-        }),
-        headers: { 'content-type': 'application/json; charset=utf-8' },
-        raw: true,
-      };
-    }
+    const tooLarge = typeof query === 'string' && query.length > limits.maxQueryLength;
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: url.search, body },
-      context: async () => contextFor(presentedKey(request.headers)),
+      context: async () => {
+        // Apollo asks for the context before parsing: the key is checked and counted first, so a
+        // refused document is a request like any other, then text too long is refused unparsed
+        // (parse time grows with the text, whatever the limits on its shape).
+        const context = await contextFor(presentedKey(request.headers));
+        if (tooLarge) {
+          throw new GraphQLError(`Query text exceeds ${limits.maxQueryLength} characters.`, {
+            extensions: { code: 'QUERY_TOO_LARGE', http: { status: 413 } },
+          });
+        }
+        return context;
+      },
     });
     let text: string;
     if (response.body.kind === 'complete') {
