@@ -116,7 +116,11 @@ export function createRestRoutes(deps: {
   ];
 }
 
-/** Routes for operators, open without a key: liveness, readiness, metrics. */
+/**
+ * Routes for operators, open without a key: liveness, readiness, metrics.
+ * `/health/ready` answers 503 naming each part that is down (`checks.<name>.error` is
+ * `unavailable` or `timeout`), never its address or the driver's error.
+ */
 export function createOperationalRoutes(deps: {
   version: string;
   readiness: readonly ReadinessCheck[];
@@ -142,10 +146,13 @@ export function createOperationalRoutes(deps: {
         const results = await Promise.all(
           deps.readiness.map(async ({ name, check }) => {
             try {
-              await withTimeout(check(), 2000);
+              await withTimeout(check(), READINESS_TIMEOUT_MS);
               return [name, { ok: true }] as const;
             } catch (error) {
-              return [name, { ok: false, error: error instanceof Error ? error.message : 'failed' }] as const;
+              // Open without a key: which part is down, never the driver's words, which name hosts,
+              // ports, URLs and users. The process's own logs and metrics carry the cause.
+              const reason = error instanceof ReadinessTimeout ? 'timeout' : 'unavailable';
+              return [name, { ok: false, error: reason }] as const;
             }
           }),
         );
@@ -199,13 +206,17 @@ export function toRestEvent(event: StoredEvent) {
   };
 }
 
+const READINESS_TIMEOUT_MS = 2000;
+
+class ReadinessTimeout extends Error {}
+
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+        timer = setTimeout(() => reject(new ReadinessTimeout(`timed out after ${ms} ms`)), ms);
       }),
     ]);
   } finally {
