@@ -34,7 +34,13 @@ const postgresUrl = z
 const redisUrl = z
   .string()
   .trim()
-  .refine((value) => /^rediss?:\/\//.test(value), 'must be a redis:// or rediss:// URL');
+  .refine((value) => /^rediss?:\/\//.test(value), 'must be a redis:// or rediss:// URL')
+  .refine((value) => URL.canParse(value), 'is not a valid URL')
+  // ioredis reads the path as the database number and quietly uses 0 for anything else.
+  .refine(
+    (value) => !URL.canParse(value) || /^\/?(\d{1,5})?$/.test(new URL(value).pathname),
+    'must end in a database number if it has a path (e.g. redis://host:6379/0)',
+  );
 
 /** Variables as they arrive: all optional strings, each with its own rule. */
 export const environmentSchema = z.object({

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { queueFull, serviceUnavailable } from '../errors.js';
+import { connectRedis } from './redis-connect.js';
 import {
   ENTRY_ID,
   entryTimeMs,
@@ -132,7 +133,7 @@ export async function createRedisQueue(options: RedisQueueOptions): Promise<Even
   // failures that matter surface on the commands themselves.
   commands.on('error', () => undefined);
 
-  await commands.connect();
+  await connectRedis(commands, options.url);
   await ensureGroup(commands, options.stream, group);
 
   const blockingConnection = async (): Promise<Redis> => {

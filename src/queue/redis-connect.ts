@@ -1,0 +1,57 @@
+import type { Redis } from 'ioredis';
+import { ConfigError, redactUrl } from '../config/index.js';
+
+/** Where a Redis URL comes from, for messages that say what to fix. */
+const URL_VARIABLES = 'REDIS_URL (or REDIS_HOST and REDIS_PORT)';
+
+/**
+ * Connects `redis` (made with `lazyConnect`) and proves it talks to the database
+ * its URL names. ioredis sends the URL's `SELECT` on connecting but only emits
+ * its failure as an 'error' event and carries on in database 0, so
+ * `redis://host/99` on a 16-database server would write into database 0
+ * unnoticed: the SELECT is sent again here and its answer checked.
+ * @throws ConfigError naming REDIS_URL when the database does not exist on the server.
+ * @throws Error naming the (password-redacted) URL and its variable when Redis cannot be reached.
+ *   Either way the client is disconnected, so it stops retrying in the background.
+ */
+export async function connectRedis(redis: Redis, url: string): Promise<void> {
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`Cannot reach Redis at ${redactUrl(url)}, from ${URL_VARIABLES}: ${reason}`, {
+      cause: error,
+    });
+  }
+  const db = redis.options.db ?? 0;
+  try {
+    await redis.select(db);
+  } catch (error) {
+    redis.disconnect();
+    const reason = error instanceof Error ? error.message : String(error);
+    if (!/DB index|invalid DB|out of range/i.test(reason)) throw error;
+    const count = await databaseCount(redis);
+    throw new ConfigError([
+      `REDIS_URL: names database ${db}, which this Redis does not have` +
+        `${count === undefined ? '' : ` (it has ${count}: 0 to ${count - 1})`}; ` +
+        'refusing to start rather than write into database 0',
+    ]);
+  }
+}
+
+/** The server's `databases` setting, when CONFIG GET is allowed (managed Redis often renames it). */
+async function databaseCount(failed: Redis): Promise<number | undefined> {
+  const probe = failed.duplicate({ db: 0, lazyConnect: true, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    const reply = (await probe.config('GET', 'databases')) as unknown;
+    const value = Array.isArray(reply) ? Number(reply[1]) : Number.NaN;
+    return Number.isInteger(value) && value > 0 ? value : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    probe.disconnect();
+  }
+}
