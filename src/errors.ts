@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'NOT_FOUND'
+  | 'CONFLICT'
   | 'METHOD_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
@@ -52,6 +53,14 @@ export class AppError extends Error {
 export const badRequest = (message: string, problems: readonly FieldProblem[] = []): AppError =>
   new AppError('BAD_REQUEST', message, { problems });
 
+/** An event id already holding a different event: refused, never stored twice or silently dropped. */
+export const eventIdConflict = (ids: readonly string[], problems: readonly FieldProblem[]): AppError =>
+  new AppError(
+    'CONFLICT',
+    `event_id ${ids.join(', ')} already holds a different event; send a new event_id for a new event`,
+    { problems },
+  );
+
 export const unauthenticated = (message: string): AppError => new AppError('UNAUTHENTICATED', message);
 
 export const queueFull = (retryAfterSeconds: number): AppError =>
@@ -71,6 +80,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 403;
     case 'NOT_FOUND':
       return 404;
+    case 'CONFLICT':
+      return 409;
     case 'METHOD_NOT_ALLOWED':
       return 405;
     case 'PAYLOAD_TOO_LARGE':
@@ -99,6 +110,7 @@ export function graphqlCodeOf(code: ErrorCode): string {
     case 'UNAUTHENTICATED':
     case 'FORBIDDEN':
     case 'NOT_FOUND':
+    case 'CONFLICT':
     case 'METHOD_NOT_ALLOWED':
     case 'PAYLOAD_TOO_LARGE':
     case 'UNSUPPORTED_MEDIA_TYPE':
@@ -122,6 +134,7 @@ export function websocketCloseCodeOf(code: ErrorCode): number {
     case 'UNSUPPORTED_MEDIA_TYPE':
     case 'METHOD_NOT_ALLOWED':
     case 'NOT_FOUND':
+    case 'CONFLICT':
       return 4400;
     case 'UNAUTHENTICATED':
       return 4401;

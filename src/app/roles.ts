@@ -80,6 +80,7 @@ export async function startApi(
   const ingest = createIngestService({
     queue: backends.queue,
     loggingEnabled: config.loggingEnabled,
+    storedEvents: backends.store,
     onAccepted: (event) => {
       let counter = eventCounters.get(event.eventType);
       if (!counter) {

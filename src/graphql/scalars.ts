@@ -1,4 +1,5 @@
-import { GraphQLError, GraphQLScalarType, Kind, valueFromASTUntyped } from 'graphql';
+import { GraphQLError, GraphQLScalarType, Kind, valueFromASTUntyped, type ValueNode } from 'graphql';
+import { inexactNumberMessage, isExactNumberLiteral } from '../ingest/exact-numbers.js';
 import { INSTANT_RANGE, isStorableInstant } from '../store/storable.js';
 
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
@@ -39,5 +40,18 @@ export const JSONScalar = new GraphQLScalarType<unknown, unknown>({
   name: 'JSON',
   serialize: (value) => value,
   parseValue: (value) => value,
-  parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables),
+  parseLiteral: (ast, variables) => {
+    refuseInexactNumbers(ast);
+    return valueFromASTUntyped(ast, variables);
+  },
 });
+
+/** A literal's numbers as JavaScript would change them (`1e400`, `12345678901234567890`) are refused, not stored altered. */
+function refuseInexactNumbers(ast: ValueNode): void {
+  if ((ast.kind === Kind.INT || ast.kind === Kind.FLOAT) && !isExactNumberLiteral(ast.value))
+    throw new GraphQLError(`JSON ${inexactNumberMessage(ast.value)}`, {
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
+  if (ast.kind === Kind.LIST) for (const value of ast.values) refuseInexactNumbers(value);
+  if (ast.kind === Kind.OBJECT) for (const field of ast.fields) refuseInexactNumbers(field.value);
+}

@@ -53,20 +53,23 @@ const clientTimestampSchema = z.iso
     if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
   });
 
+const sessionIdNumberSchema = z
+  .number()
+  .int('must be an integer or a string')
+  .min(0, 'must not be negative')
+  .max(Number.MAX_SAFE_INTEGER);
+const sessionIdTextSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(MAX_SESSION_ID_LENGTH, 'must be at most 128 characters');
+
 /** The body of `POST /log`, as the spec defines it, plus the optional idempotency key and client time. */
 export const logRequestSchema = z.strictObject(
   {
     session_id: z.union(
       [
-        z
-          .number()
-          .int('must be an integer or a string')
-          .min(0, 'must not be negative')
-          .max(Number.MAX_SAFE_INTEGER),
-        z
-          .string()
-          .min(1, 'must not be empty')
-          .max(MAX_SESSION_ID_LENGTH, 'must be at most 128 characters')
+        sessionIdNumberSchema,
+        sessionIdTextSchema
           // Refused rather than trimmed: a stored value is the value sent.
           .refine((value) => value.trim() === value, 'must not start or end with white space'),
       ],
@@ -192,7 +195,12 @@ export const queuedRequestSchema = z.object({
   id: queuedEventSchema.shape.id,
   receivedAt: queuedEventSchema.shape.receivedAt,
   apiKeyId: queuedEventSchema.shape.apiKeyId,
-  request: logRequestSchema,
+  request: logRequestSchema.extend({
+    // As APIs of earlier versions accepted requests (session ids trimmed, any ISO 8601 time): what they
+    // queued keeps meaning what they answered 202 to. Newer APIs refuse such requests at the door.
+    session_id: z.union([sessionIdNumberSchema, z.string().trim().pipe(sessionIdTextSchema)]),
+    timestamp: z.iso.datetime({ offset: true }).optional(),
+  }),
 });
 
 /** The queued event of a valid request; every front door and the worker's reading of form 2 build it here. */

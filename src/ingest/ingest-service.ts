@@ -1,6 +1,7 @@
-import { badRequest, type FieldProblem } from '../errors.js';
+import { badRequest, eventIdConflict, type FieldProblem } from '../errors.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import type { Principal } from '../security/authenticate.js';
+import type { EventContent, IdReuse } from '../store/event-conflicts.js';
 import { payloadFieldsValid, payloadSchemas } from './catalog.js';
 import { createIsoClock } from './clock.js';
 import { uuidv7 } from './uuid7.js';
@@ -26,7 +27,15 @@ export interface IngestServiceDeps {
   nowIso?: () => string;
   /** Called for each event once the queue holds it (metrics). */
   onAccepted?: (event: QueuedEvent) => void;
+  /**
+   * The stored events, to tell a caller's retry of a stored event (a plain
+   * success, queued no second time) from a new event reusing its id (refused).
+   * Without it, only the worker sees reuse, and sets such events aside.
+   */
+  storedEvents?: { compareWithStored(events: readonly EventContent[]): Promise<Map<string, IdReuse>> };
 }
+
+const ID_REUSED = 'already holds a different event (ids are global: send a new event_id for a new event)';
 
 /**
  * The one ingest path behind every front door (REST `POST /log`, GraphQL
@@ -38,7 +47,14 @@ export function createIngestService({
   loggingEnabled,
   nowIso = createIsoClock(),
   onAccepted,
+  storedEvents,
 }: IngestServiceDeps) {
+  /** How the events that name their own id relate to stored ones, by lower-case id. */
+  const reuseOf = async (events: readonly QueuedEvent[]): Promise<Map<string, IdReuse>> =>
+    storedEvents && loggingEnabled && events.length > 0
+      ? storedEvents.compareWithStored(events)
+      : new Map<string, IdReuse>();
+
   /** `texts` are the events' queued forms when the caller has them, else each is serialized. */
   const enqueue = async (events: readonly QueuedEvent[], texts?: readonly string[]) => {
     if (!loggingEnabled || events.length === 0) return;
@@ -47,7 +63,8 @@ export function createIngestService({
   };
 
   type Prepared =
-    { ok: true; event: QueuedEvent; vouchedFast: boolean } | { ok: false; problems: FieldProblem[] };
+    | { ok: true; event: QueuedEvent; vouchedFast: boolean; ownId: boolean }
+    | { ok: false; problems: FieldProblem[] };
 
   function prepare(body: unknown, principal: Principal, receivedAt: string): Prepared {
     // Most events take the fast path; anything it does not vouch for goes through
@@ -74,7 +91,12 @@ export function createIngestService({
     }
     if (problems.length > 0) return { ok: false, problems };
     const envelope = { id: request.event_id ?? uuidv7(), receivedAt, apiKeyId: principal.keyId };
-    return { ok: true, event: queuedEventOf(request, envelope), vouchedFast: !fromSchema };
+    return {
+      ok: true,
+      event: queuedEventOf(request, envelope),
+      vouchedFast: !fromSchema,
+      ownId: request.event_id !== undefined,
+    };
   }
 
   return {
@@ -89,6 +111,12 @@ export function createIngestService({
       const prepared = prepare(body, principal, nowIso());
       if (!prepared.ok) throw invalidEvent(prepared.problems);
       const { event } = prepared;
+      if (prepared.ownId) {
+        const reuse = (await reuseOf([event])).get(event.id.toLowerCase());
+        if (reuse === 'different')
+          throw eventIdConflict([event.id], [{ field: 'event_id', message: ID_REUSED }]);
+        if (reuse === 'same') return { id: event.id };
+      }
       // Only a body the fast path read as it is: the schema's copy may differ from the text.
       const texts =
         bodyText !== undefined && prepared.vouchedFast ? [queuedRequestText(event, bodyText)] : undefined;
@@ -107,9 +135,28 @@ export function createIngestService({
     ): Promise<Array<{ ok: true; id: string } | { ok: false; problems: FieldProblem[] }>> {
       const receivedAt = nowIso();
       const prepared = bodies.map((body) => prepare(body, principal, receivedAt));
-      const events = prepared.flatMap((item) => (item.ok ? [item.event] : []));
-      await enqueue(events);
-      return prepared.map((item) => (item.ok ? { ok: true, id: item.event.id } : item));
+      const firstWithId = new Map<string, number>();
+      prepared.forEach((item, index) => {
+        if (!item.ok) return;
+        const id = item.event.id.toLowerCase();
+        const first = firstWithId.get(id);
+        if (first === undefined) firstWithId.set(id, index);
+        else
+          prepared[index] = {
+            ok: false,
+            problems: [{ field: 'event_id', message: `repeats the event_id of item ${first}` }],
+          };
+      });
+      const reuse = await reuseOf(prepared.flatMap((item) => (item.ok && item.ownId ? [item.event] : [])));
+      const results = prepared.map((item) => {
+        if (!item.ok) return item;
+        const verdict = reuse.get(item.event.id.toLowerCase());
+        if (verdict === 'different')
+          return { ok: false as const, problems: [{ field: 'event_id', message: ID_REUSED }] };
+        return { ok: true as const, id: item.event.id, queue: verdict === undefined, event: item.event };
+      });
+      await enqueue(results.flatMap((item) => (item.ok && item.queue ? [item.event] : [])));
+      return results.map((item) => (item.ok ? { ok: true, id: item.id } : item));
     },
 
     /**
@@ -120,15 +167,38 @@ export function createIngestService({
       const receivedAt = nowIso();
       const problems: FieldProblem[] = [];
       const events: QueuedEvent[] = [];
+      const ownIds: QueuedEvent[] = [];
+      const firstWithId = new Map<string, number>();
       bodies.forEach((body, index) => {
         const prepared = prepare(body, principal, receivedAt);
-        if (prepared.ok) events.push(prepared.event);
-        else
+        if (!prepared.ok) {
           for (const problem of prepared.problems)
             problems.push({ ...problem, field: `[${index}].${problem.field}` });
+          return;
+        }
+        const id = prepared.event.id.toLowerCase();
+        const first = firstWithId.get(id);
+        if (first !== undefined) {
+          problems.push({ field: `[${index}].event_id`, message: `repeats the event_id of [${first}]` });
+          return;
+        }
+        firstWithId.set(id, index);
+        events.push(prepared.event);
+        if (prepared.ownId) ownIds.push(prepared.event);
       });
       if (problems.length > 0) throw badRequest('Invalid events', problems);
-      await enqueue(events);
+      const reuse = await reuseOf(ownIds);
+      const conflicts = events.flatMap((event, index) =>
+        reuse.get(event.id.toLowerCase()) === 'different' ? [{ event, index }] : [],
+      );
+      if (conflicts.length > 0) {
+        throw eventIdConflict(
+          conflicts.map(({ event }) => event.id),
+          conflicts.map(({ index }) => ({ field: `[${index}].event_id`, message: ID_REUSED })),
+        );
+      }
+      // Events stored already (a retried batch) are accepted again without being queued twice.
+      await enqueue(events.filter((event) => !reuse.has(event.id.toLowerCase())));
       return events.map((event) => ({ id: event.id }));
     },
   };

@@ -162,7 +162,7 @@ export function createMetrics() {
     }),
     deadLettered: new Counter({
       name: 'auditgraph_dead_lettered_total',
-      help: 'Events this process moved to the dead-letter stream, by cause.',
+      help: 'Events this process moved to the dead-letter stream, by cause: unparseable (not a queued event), unstorable (the database refuses it every time), conflict (its event_id already holds a different event). Any rise needs an operator.',
       labelNames: ['cause'] as const,
       registers: [registry],
     }),
@@ -257,7 +257,7 @@ export function createMetrics() {
     registry.removeSingleMetric(name);
   }
   // Known label values start at 0, so increase() over a scrape sees the first event of each.
-  for (const cause of ['unparseable', 'unstorable']) metrics.deadLettered.inc({ cause }, 0);
+  for (const cause of ['unparseable', 'unstorable', 'conflict']) metrics.deadLettered.inc({ cause }, 0);
   for (const operation of ['insert', 'acknowledge', 'dead-letter', 'read', 'fold'])
     metrics.persistRetries.inc({ operation }, 0);
   for (const reason of ['missing', 'unknown', 'revoked', 'scope']) metrics.authFailures.inc({ reason }, 0);

@@ -5,6 +5,7 @@ import { leafTime, prepareLeafHash } from '../integrity/leaf.js';
 import { backfillLeaves } from './integrity-store.js';
 import { createRollupFolder } from './analytics-store.js';
 import { UnstorableEventError } from './failure-class.js';
+import { compareWithStored, sameContent, type EventContent, type IdReuse } from './event-conflicts.js';
 
 /** An event of a batch with what can be computed before the insert lock is taken. */
 interface BatchCandidate {
@@ -124,6 +125,19 @@ function candidateOf(event: NewEvent): BatchCandidate {
     ),
   };
 }
+
+/** What {@link EventStore.insertBatch} did with a batch. */
+export interface BatchWritten {
+  inserted: number;
+  stored: StoredEvent[];
+  /** Indexes (in the batch) of events not stored because their id holds another event. */
+  conflicts: number[];
+}
+
+const contentOf = (candidate: BatchCandidate): EventContent => ({
+  ...candidate.event,
+  payloadJson: candidate.payloadJson,
+});
 
 /** An event as the worker hands it to the store. */
 export interface NewEvent {
@@ -541,23 +555,38 @@ export function createEventStore(db: Database) {
     tx: SqlSession,
     batch: PreparedBatch,
     encoded: EncodedColumns,
-  ): Promise<{ inserted: number; stored: StoredEvent[] }> {
+  ): Promise<BatchWritten> {
     const { candidates } = batch;
     const [state] = await tx.query<PrepareState>(PREPARE_CHECKED, [encoded.ids, candidates.length]);
     if (!state) throw new Error('insertBatch: the prepare query returned no row');
     const firstSeq = BigInt(state.last_seq) - BigInt(candidates.length) + 1n;
-    const seen = new Set(state.existing.map((id) => id.toLowerCase()));
-    const fresh = candidates.filter((candidate) => {
-      if (seen.has(candidate.id)) return false;
-      seen.add(candidate.id);
+    const existing = new Set(state.existing.map((id) => id.toLowerCase()));
+    const reuse = await compareWithStored(
+      tx,
+      candidates.filter((candidate) => existing.has(candidate.id)).map(contentOf),
+    );
+    // The first of the batch's events with an id, stored or not, is the one the others must match.
+    const first = new Map<string, BatchCandidate>();
+    const conflicts: number[] = [];
+    const fresh = candidates.filter((candidate, index) => {
+      if (existing.has(candidate.id)) {
+        if (reuse.get(candidate.id) === 'different') conflicts.push(index);
+        return false;
+      }
+      const earlier = first.get(candidate.id);
+      if (earlier) {
+        if (!sameContent(contentOf(earlier), contentOf(candidate))) conflicts.push(index);
+        return false;
+      }
+      first.set(candidate.id, candidate);
       return true;
     });
-    if (fresh.length === 0) return { inserted: 0, stored: [] };
+    if (fresh.length === 0) return { inserted: 0, stored: [], conflicts };
     const columns = fresh.length === candidates.length ? encoded : encodeColumns(fresh);
     const rows = rowsToInsert(fresh, columns, firstSeq, BigInt(state.next_leaf), leafTime(state.now));
     const inserting = tx.query<{ inserted: number }>(INSERT_STATEMENT, rows.params);
     const stored = rows.stored();
-    return { inserted: (await inserting)[0]?.inserted ?? 0, stored };
+    return { inserted: (await inserting)[0]?.inserted ?? 0, stored, conflicts };
   }
 
   /**
@@ -573,7 +602,7 @@ export function createEventStore(db: Database) {
     state: WriterState,
     batch: PreparedBatch,
     columns: EncodedColumns,
-  ): Promise<{ inserted: number; stored: StoredEvent[] } | undefined> {
+  ): Promise<BatchWritten | undefined> {
     const { candidates } = batch;
     const persistedAt = leafTime(new Date(Date.now() + state.clockOffsetMs));
     const rows = rowsToInsert(candidates, columns, state.nextSeq, state.nextLeaf, persistedAt);
@@ -586,7 +615,9 @@ export function createEventStore(db: Database) {
     state.nextLeaf += BigInt(candidates.length);
     return inserting.then(
       ([row]) =>
-        row?.inserted === candidates.length ? { inserted: row.inserted, stored: rows.stored() } : undefined,
+        row?.inserted === candidates.length
+          ? { inserted: row.inserted, stored: rows.stored(), conflicts: [] }
+          : undefined,
       (error: unknown) => {
         if ((error as { code?: unknown } | null)?.code === UNIQUE_VIOLATION) return undefined;
         throw error;
@@ -600,7 +631,7 @@ export function createEventStore(db: Database) {
     state: WriterState,
     batch: PreparedBatch,
     columns: EncodedColumns,
-  ): Promise<{ inserted: number; stored: StoredEvent[] }> {
+  ): Promise<BatchWritten> {
     const written = await session.transaction((tx) => writeChecked(tx, batch, columns));
     Object.assign(state, await readWriterState(session));
     return written;
@@ -619,13 +650,16 @@ export function createEventStore(db: Database) {
      * Batches from every worker are serialized by an advisory lock (the write
      * lease, {@link createWriteLease}), so `seq` and the leaf positions are
      * assigned, and become visible, in commit order.
-     * @returns how many events were new, and those events as stored, in ascending seq order.
+     *
+     * An event reusing a stored id (or an earlier id of the batch) with other
+     * content is not stored: its index is among `conflicts`, for the caller to
+     * set aside (src/store/event-conflicts.ts).
+     * @returns how many events were new, those events as stored, in ascending seq order, and
+     * the indexes of the conflicting ones.
      */
-    async insertBatch(
-      batch: readonly NewEvent[] | PreparedBatch,
-    ): Promise<{ inserted: number; stored: StoredEvent[] }> {
+    async insertBatch(batch: readonly NewEvent[] | PreparedBatch): Promise<BatchWritten> {
       const prepared = batch instanceof PreparedBatch ? batch : prepareBatch(batch);
-      if (prepared.candidates.length === 0) return { inserted: 0, stored: [] };
+      if (prepared.candidates.length === 0) return { inserted: 0, stored: [], conflicts: [] };
       const columns = prepared.columns ?? encodeColumns(prepared.candidates);
       return lease.write(
         // Repeats of an id within the batch go straight to the checked path, which skips them.
@@ -709,6 +743,11 @@ export function createEventStore(db: Database) {
         orderBy: { seq: 'desc' },
       });
       return newest?.seq ?? 0n;
+    },
+
+    /** How each event relates to the stored one with its id (absent: not stored). See event-conflicts.ts. */
+    compareWithStored(events: readonly EventContent[]): Promise<Map<string, IdReuse>> {
+      return compareWithStored(db, events);
     },
 
     async countByIds(ids: readonly string[]): Promise<number> {

@@ -40,7 +40,7 @@ export interface WorkerOptions {
    * the database would otherwise wait on.
    */
   onCommitted?: (stored: StoredEvent[]) => void;
-  onDeadLetter?: (reason: string, cause: 'unparseable' | 'unstorable') => void;
+  onDeadLetter?: (reason: string, cause: DeadLetterCause) => void;
   /** Called before each retry of a transiently failed operation. */
   onRetry?: (operation: string) => void;
   /**
@@ -49,6 +49,9 @@ export interface WorkerOptions {
    */
   drainQueueOnStop?: boolean;
 }
+
+/** Why an entry was set aside: not an event, refused by the store, or its id holds another event. */
+export type DeadLetterCause = 'unparseable' | 'unstorable' | 'conflict';
 
 interface Parsed {
   entry: QueueEntry;
@@ -116,12 +119,15 @@ export function createWorker(options: WorkerOptions) {
 
   async function persist(items: Parsed[], prepared?: PreparedBatch): Promise<void> {
     let seconds = 0;
+    let conflicts: number[] = [];
     try {
       await withRetry(
         'insert',
         async () => {
           const startedAt = performance.now();
-          const { stored } = await store.insertBatch(prepared ?? items.map((item) => item.event));
+          const written = await store.insertBatch(prepared ?? items.map((item) => item.event));
+          const { stored } = written;
+          conflicts = written.conflicts;
           seconds = (performance.now() - startedAt) / 1000;
           const { onCommitted } = options;
           if (stored.length > 0 && onCommitted) {
@@ -159,7 +165,17 @@ export function createWorker(options: WorkerOptions) {
       await persist(items.slice(middle));
       return;
     }
-    const ids = items.map((item) => item.entry.id);
+    // An id reused for another event is never dropped silently: it is set aside, saying so.
+    for (const index of conflicts) {
+      const { entry, event } = items[index]!;
+      await deadLetter(
+        entry,
+        `event_id ${event.id} already holds a different event (another body or another key); not stored`,
+        'conflict',
+      );
+    }
+    const conflicting = new Set(conflicts);
+    const ids = items.filter((_, index) => !conflicting.has(index)).map((item) => item.entry.id);
     // Acknowledged in the background, in order: the next batch's insert need not wait for Redis.
     // Until an ack lands its entries stay pending, so a crash meanwhile means redelivery, which
     // the store skips.
@@ -183,11 +199,7 @@ export function createWorker(options: WorkerOptions) {
     }
   }
 
-  async function deadLetter(
-    entry: QueueEntry,
-    reason: string,
-    cause: 'unparseable' | 'unstorable',
-  ): Promise<void> {
+  async function deadLetter(entry: QueueEntry, reason: string, cause: DeadLetterCause): Promise<void> {
     logger.error({ entryId: entry.id, reason }, 'event moved to the dead-letter queue');
     await withRetry('dead-letter', () => queue.deadLetter(entry, reason), queueFailure);
     options.onDeadLetter?.(reason, cause);

@@ -280,7 +280,11 @@ export function restContract(backend: Backend, options: { skip?: boolean } = {})
       expect(health.body['status']).toBe('healthy');
       const ready = await call('GET', '/health/ready', { key: null });
       expect(ready.status).toBe(200);
-      expect(ready.body['checks']).toEqual({ database: { ok: true }, queue: { ok: true } });
+      expect(ready.body['checks']).toEqual({
+        database: { ok: true },
+        queue: { ok: true },
+        worker: { ok: true },
+      });
       expect((await call('GET', '/nowhere')).status).toBe(404);
       const wrongMethod = await call('DELETE', '/log');
       expect(wrongMethod.status).toBe(405);

@@ -97,9 +97,15 @@ describe('the fast path of the POST /log body', () => {
       '{"session_id":123456,"event_type":"review_started","payload":{"code_language":"python","file_count":12,"repo":"r"}}',
     ) as unknown;
     expect(readLogRequestFast(body)).toEqual(logRequestSchema.parse(body));
+    // Refused by both, not trimmed: a stored value is the value sent.
+    for (const sessionId of [' s-1', 's-1\n'])
+      expect([
+        readLogRequestFast({ session_id: sessionId, event_type: 'llm_query_sent' }),
+        logRequestSchema.safeParse({ session_id: sessionId, event_type: 'llm_query_sent' }).success,
+      ]).toEqual([undefined, false]);
     expect(
       readLogRequestFast({
-        session_id: ' s-1 ',
+        session_id: 's-1',
         event_type: 'llm_query_sent',
         event_id: '019ac0de-0000-7000-8000-000000000000',
         timestamp: '2026-11-26T15:00:00Z',
@@ -233,7 +239,7 @@ describe('the fast path of a queued event (worker)', () => {
     expect(compared).toBeGreaterThan(50);
   });
 
-  it('reads form 2 whatever the spacing of the request text, and names what is wrong in it', () => {
+  it('reads form 2 whatever the spacing of the request text, as earlier APIs accepted it (trimmed session ids), and names what is wrong in it', () => {
     const envelope: Envelope = {
       id: '019ac0de-0000-7000-8000-000000000000',
       receivedAt: '2026-11-26T15:00:00.000Z',

@@ -121,7 +121,7 @@ export function eventStoreContract(
       // The payload's text rides along for the live feed's announcement.
       for (const event of result.stored) expect(JSON.parse(event.payloadJson ?? '')).toEqual(event.payload);
       expect(result.stored[0]!.clientTime?.toISOString()).toBe('2026-01-02T01:04:05.678Z');
-      expect(await store.insertBatch([known, ...fresh])).toEqual({ inserted: 0, stored: [] });
+      expect(await store.insertBatch([known, ...fresh])).toEqual({ inserted: 0, stored: [], conflicts: [] });
     });
 
     it('filters by type and session, newest first, with offset pages and a keyset cursor', async () => {
