@@ -7,7 +7,7 @@ import {
   type GraphQLFormattedError,
   type GraphQLSchema,
 } from 'graphql';
-import { CloseCode, handleProtocols, makeServer, MessageType, type ConnectionInitMessage } from 'graphql-ws';
+import { CloseCode, handleProtocols, makeServer, type ConnectionInitMessage } from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, badRequest, websocketCloseCodeOf } from '../errors.js';
 import { toAppError } from '../http/error-response.js';
@@ -20,7 +20,8 @@ import type { StoredEvent } from '../store/event-store.js';
 import { contextOf, type GraphQLServices, type LiveOperation } from './context.js';
 import type { QueryLimits } from './limits.js';
 import { authorizeLive, createLiveKeyWatch } from './live-keys.js';
-import { createOperationPreparer } from './ws-operation.js';
+import { liveIterator } from './live-iterator.js';
+import { createOperationPreparer, isClientMessage } from './ws-operation.js';
 
 export interface LiveLimits {
   maxSubscriptionsPerConnection: number;
@@ -72,19 +73,6 @@ const LiveCloseCode = {
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 /** Frames of the graphql-ws protocol are text, also when handed to ws as bytes. */
 const TEXT_FRAME = { binary: false } as const;
-/**
- * What a client may send. graphql-ws's parser accepts every message type and
- * its server throws on the server's own (a 4500 for a protocol error), so
- * those are refused here as the bad requests they are.
- */
-const CLIENT_MESSAGES: ReadonlySet<unknown> = new Set([
-  MessageType.ConnectionInit,
-  MessageType.Ping,
-  MessageType.Pong,
-  MessageType.Subscribe,
-  MessageType.Complete,
-]);
-
 /**
  * Holds back a connection's writes until the current turn of the event loop
  * ends, so the frames of every event delivered in that turn leave in one
@@ -227,7 +215,10 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
       connection.unwatch = keyWatch.watch({
         presented: connection.presented,
         refreshed: (fresh) => void (connection.principal = fresh),
-        refused: (error) => closeFor(connection.socket, error),
+        refused: (error) => {
+          metrics?.liveDisconnects.inc({ reason: 'key_refused' });
+          closeFor(connection.socket, error);
+        },
       });
       return true;
     },
@@ -328,7 +319,7 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
         onMessage: (handle) =>
           socket.on('message', (data: RawData) => {
             const text = rawText(data);
-            if (!fromClient(text)) {
+            if (!isClientMessage(text)) {
               socket.close(CloseCode.BadRequest, 'Invalid message received');
               return;
             }
@@ -381,76 +372,9 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
 
 export type GraphQLWebSocket = ReturnType<typeof createGraphQLWebSocket>;
 
-/** Whether a frame is a message a client may send; anything else (bad JSON too) is a protocol error. */
-function fromClient(text: string): boolean {
-  try {
-    const message: unknown = JSON.parse(text);
-    return (
-      typeof message === 'object' &&
-      message !== null &&
-      CLIENT_MESSAGES.has((message as { type?: unknown }).type)
-    );
-  } catch {
-    return false;
-  }
-}
-
 function rawText(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.from(data).toString('utf8');
-}
-
-/**
- * The source stream graphql-ws iterates for one `eventLogged`: it yields
- * nothing (the fanout sends frames itself) and ends when graphql-ws returns it
- * (client `complete`, socket closed). A failed catch-up ends it with an error
- * the client can act on.
- */
-function liveIterator(
-  subscription: { caughtUp: Promise<void>; close(): void },
-  release: () => void,
-  logger: Logger,
-): AsyncIterableIterator<never> {
-  let finish: (result: IteratorResult<never>) => void = () => undefined;
-  let fail: (error: unknown) => void = () => undefined;
-  const ended = new Promise<IteratorResult<never>>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
-  });
-  // graphql-ws awaits next() at once; this only keeps an early failure from counting as unhandled.
-  ended.catch(() => undefined);
-  const end = () => {
-    subscription.close();
-    release();
-  };
-  subscription.caughtUp.catch((error: unknown) => {
-    logger.warn({ err: error }, 'eventLogged could not catch up from the database');
-    end();
-    fail(
-      new AppError(
-        'SERVICE_UNAVAILABLE',
-        'The live feed could not read the stored events it starts from; resubscribe (with the same cursor, if any).',
-        { retryAfterSeconds: 1 },
-      ),
-    );
-  });
-  const iterator: AsyncIterableIterator<never> = {
-    next: () => ended,
-    async return() {
-      end();
-      finish({ done: true, value: undefined });
-      return { done: true, value: undefined };
-    },
-    async throw(error: unknown) {
-      end();
-      finish({ done: true, value: undefined });
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return iterator;
-    },
-  };
-  return iterator;
 }
 
 /** Subscriptions exist only over WebSocket: the error for one sent over HTTP. */

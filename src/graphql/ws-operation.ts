@@ -10,6 +10,7 @@ import {
   type GraphQLSchema,
   type ValidationRule,
 } from 'graphql';
+import { MessageType } from 'graphql-ws';
 import { queryLimitRules, type QueryLimits } from './limits.js';
 
 /** What a graphql-ws `subscribe` message carries (graphql-ws has already checked its shape). */
@@ -58,7 +59,7 @@ export function createOperationPreparer(options: {
       if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
       throw error;
     }
-    const invalid = validate(schema, document, rules, { hideSuggestions });
+    const invalid = validate(schema, document, rules, { hideSuggestions, maxErrors: limits.maxErrors });
     if (invalid.length > 0) return invalid.map((error) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
 
     const operationName = payload.operationName ?? undefined;
@@ -93,4 +94,31 @@ function withCode(error: GraphQLError, code: string): GraphQLError {
     originalError: error.originalError,
     extensions: { ...extensions, code },
   });
+}
+
+/**
+ * What a client may send. graphql-ws's parser accepts every message type and
+ * its server throws on the server's own (a 4500 for a protocol error), so
+ * those are refused here as the bad requests they are.
+ */
+const CLIENT_MESSAGES: ReadonlySet<unknown> = new Set([
+  MessageType.ConnectionInit,
+  MessageType.Ping,
+  MessageType.Pong,
+  MessageType.Subscribe,
+  MessageType.Complete,
+]);
+
+/** Whether a frame is a message a client may send; anything else (bad JSON too) is a protocol error. */
+export function isClientMessage(text: string): boolean {
+  try {
+    const message: unknown = JSON.parse(text);
+    return (
+      typeof message === 'object' &&
+      message !== null &&
+      CLIENT_MESSAGES.has((message as { type?: unknown }).type)
+    );
+  } catch {
+    return false;
+  }
 }
