@@ -26,6 +26,7 @@ import type { Logger } from '../observability/logger.js';
 import { boundedLabel, type Metrics, type TallyCounter } from '../observability/metrics.js';
 import { createApiKeyService } from '../security/api-keys.js';
 import { createAuthenticator, type KnownKey } from '../security/authenticate.js';
+import { createAuthThrottle } from '../security/auth-throttle.js';
 import { createRequestLimiter } from '../security/rate-limit.js';
 import { createRollupFolder } from '../store/analytics-store.js';
 import { createWorker } from '../worker/worker.js';
@@ -181,6 +182,7 @@ export async function startApi(
     maxBodyBytes: config.http.maxBodyBytes,
     metrics,
     limitRequest,
+    authThrottle: createAuthThrottle({ failuresPerMinute: config.auth.failuresPerMinute }),
     onUpgrade: websocket.handleUpgrade,
   });
   const ports = await app.listen(config.http.ports, config.http.host);

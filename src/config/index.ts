@@ -75,6 +75,7 @@ export const environmentSchema = z.object({
 
   ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters long').optional(),
   RATE_LIMIT_PER_MINUTE: positiveInt(10_000_000).optional(),
+  AUTH_FAILURES_PER_MINUTE: positiveInt(1_000_000).optional(),
   GRAPHQL_INTROSPECTION: booleanFlag.optional(),
   METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters long').optional(),
   KEY_CACHE_TTL_MS: z.coerce
@@ -123,8 +124,16 @@ export interface Config {
   http: { host: string; ports: number[]; maxBodyBytes: number };
   database: DatabaseConfig;
   queue: QueueConfig;
-  /** `keyCacheTtlMs`: how long a looked-up key is trusted; revocations elsewhere take effect within it. */
-  auth: { adminApiKey: string | undefined; keyCacheTtlMs: number; metricsToken: string | undefined };
+  /**
+   * `keyCacheTtlMs`: how long a looked-up key is trusted; revocations elsewhere take effect within it.
+   * `failuresPerMinute`: 401s one client address may get in a minute before it is answered 429.
+   */
+  auth: {
+    adminApiKey: string | undefined;
+    keyCacheTtlMs: number;
+    metricsToken: string | undefined;
+    failuresPerMinute: number;
+  };
   rateLimitPerMinute: number;
   /** Introspection answers by default, except in production. */
   graphql: { introspection: boolean };
@@ -223,6 +232,7 @@ export function loadConfig(
       adminApiKey: env.ADMIN_API_KEY,
       keyCacheTtlMs: env.KEY_CACHE_TTL_MS ?? 5000,
       metricsToken: env.METRICS_TOKEN,
+      failuresPerMinute: env.AUTH_FAILURES_PER_MINUTE ?? 20,
     },
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE ?? 1000,
     graphql: { introspection: env.GRAPHQL_INTROSPECTION ?? env.NODE_ENV !== 'production' },

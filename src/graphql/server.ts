@@ -158,8 +158,8 @@ export async function createGraphQLRoutes(
 
   return {
     routes: [
-      { method: 'GET', path: '/graphql', scope: null, handle },
-      { method: 'POST', path: '/graphql', scope: null, handle },
+      { method: 'GET', path: '/graphql', scope: null, authenticates: true, handle },
+      { method: 'POST', path: '/graphql', scope: null, authenticates: true, handle },
     ],
     stop: () => apollo.stop(),
   };

@@ -12,6 +12,7 @@ import {
   type Principal,
   type Scope,
 } from '../security/authenticate.js';
+import type { AuthThrottle } from '../security/auth-throttle.js';
 import { addRateLimitHeaders, type RateLimitDecision, type RequestLimiter } from '../security/rate-limit.js';
 import { readJsonBody } from './body.js';
 import { toErrorResponse } from './error-response.js';
@@ -44,6 +45,11 @@ export interface Route {
   path: string;
   /** The scope a caller's key needs; `null` for open routes such as `/health`. */
   scope: Scope | null;
+  /**
+   * The route authenticates by itself (GraphQL, in its context function): the failed-authentication
+   * throttle guards it as it guards routes with a scope.
+   */
+  authenticates?: boolean;
   handle(context: RouteContext): Promise<RouteResult> | RouteResult;
 }
 
@@ -55,6 +61,11 @@ export interface HttpAppOptions {
   metrics?: Metrics;
   /** Applied after authentication on every route that needs a key. */
   limitRequest?: RequestLimiter;
+  /**
+   * Counts every 401 by client address and, past its bound, refuses requests without a key
+   * accepted lately with 429 before authenticating them (no digest, no database lookup).
+   */
+  authThrottle?: AuthThrottle;
   /** Takes connection upgrades (WebSocket); without it they are refused. */
   onUpgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
@@ -104,6 +115,19 @@ export function createHttpApp(options: HttpAppOptions) {
   }
 
   const countScopeRefusal = () => options.metrics?.authFailures.inc({ reason: 'scope' });
+  const throttle = options.authThrottle;
+
+  /** @throws AppError RATE_LIMITED while the request's address is throttled for failed authentication. */
+  const refuseThrottled = (request: IncomingMessage, presented: string | undefined): void => {
+    const waitSeconds = throttle?.refusal(request.socket.remoteAddress, presented);
+    if (waitSeconds === undefined) return;
+    options.metrics?.authFailures.inc({ reason: 'throttled' });
+    throw new AppError(
+      'RATE_LIMITED',
+      'Too many failed authentication attempts from this address; retry later.',
+      { retryAfterSeconds: waitSeconds },
+    );
+  };
 
   async function dispatch(
     request: IncomingMessage,
@@ -129,13 +153,23 @@ export function createHttpApp(options: HttpAppOptions) {
       // Awaited only when they have no answer in hand: most requests come with a key accepted
       // lately and find a rate-limit lease, and each await is a turn of the microtask queue.
       const presented = presentedKey(request.headers);
-      principal =
-        options.authenticator.recall(presented) ?? (await options.authenticator.authenticate(presented));
+      principal = options.authenticator.recall(presented);
+      if (principal === undefined) {
+        refuseThrottled(request, presented);
+        principal = await options.authenticator.authenticate(presented);
+        // Once a key per cache lifetime, not per request: the rest are recalled above.
+        if (presented !== undefined) throttle?.vouch(presented);
+      }
       requireScopeOf(principal, route.scope, countScopeRefusal);
       if (options.limitRequest) {
         const decision = options.limitRequest(principal);
         limit = decision instanceof Promise ? await decision : decision;
       }
+    } else if (route.authenticates && throttle !== undefined) {
+      // GraphQL's context function authenticates later; a GraphQL-only client is vouched for by
+      // its REST requests or by the key being recalled.
+      const presented = presentedKey(request.headers);
+      if (options.authenticator.recall(presented) === undefined) refuseThrottled(request, presented);
     }
     const result = await route.handle(
       new RequestContext(request, url, principal, params, options.maxBodyBytes),
@@ -208,7 +242,11 @@ export function createHttpApp(options: HttpAppOptions) {
     // Observed once the answer is handed to the socket, rather than on 'finish': a listener per
     // request is measurable on the ingest path, and the flush after it is the kernel's time.
     dispatch(request, response, matched, requestId).then(
-      () => observe(request, response, matched.route, startedAt, requestId),
+      () => {
+        // GraphQL answers its own 401s (from its context function).
+        if (response.statusCode === 401) throttle?.failed(request.socket.remoteAddress);
+        observe(request, response, matched.route, startedAt, requestId);
+      },
       (error: unknown) => {
         const { status, body, headers } = toErrorResponse(error);
         if (status >= 500 && !(error instanceof AppError)) {
@@ -218,6 +256,7 @@ export function createHttpApp(options: HttpAppOptions) {
           );
         }
         headers['x-request-id'] = requestId;
+        if (status === 401) throttle?.failed(request.socket.remoteAddress);
         // A body we refused unread would otherwise be parsed as the next request.
         if (status === 413 || status === 415) headers['connection'] = 'close';
         send(response, status, body, headers);

@@ -101,8 +101,11 @@ for (const backend of ['embedded', 'postgres+redis'] as Backend[]) {
         revoked: '',
       };
       beforeAll(async () => {
-        // No key cache: a revocation must take effect on the very next request.
-        app = await startTestApp(backend, { env: { KEY_CACHE_TTL_MS: '0' } });
+        // No key cache: a revocation must take effect on the very next request. Every operation
+        // is tried without a key and with a revoked one (38 401s from one address): no throttle here.
+        app = await startTestApp(backend, {
+          env: { KEY_CACHE_TTL_MS: '0', AUTH_FAILURES_PER_MINUTE: '1000' },
+        });
         const keys = createApiKeyService({ store: app.running.backends.apiKeys });
         for (const scope of ['ingest', 'read', 'admin'] as const) {
           secrets[scope] = (await keys.create({ name: `only ${scope}`, scopes: [scope] })).secret;

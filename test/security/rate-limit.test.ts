@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
@@ -9,79 +10,195 @@ import {
 } from '../../src/security/rate-limit.js';
 import { REDIS_URL, redisAvailable, uniqueStream } from '../support/services.js';
 
-/** Waits, if needed, until at least `marginMs` remain in Redis's current one-minute window. */
-async function awayFromWindowEdge(marginMs: number): Promise<void> {
-  const redis = new Redis(REDIS_URL);
-  try {
-    const [seconds, micros] = await redis.time();
-    const left = 60_000 - ((Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)) % 60_000);
-    if (left < marginMs) await new Promise((resolve) => setTimeout(resolve, left + 50));
-  } finally {
-    redis.disconnect();
-  }
-}
+const MINUTE = 60_000;
+/** A moment well inside a bucket, so tests start from a known place in the window. */
+const START = 1_800_000_000_000 + 250;
 
 const prefixes: string[] = [];
-
-/** A key prefix of its own (removed after the suite), with at least `marginMs` left in the window. */
-async function freshPrefix(marginMs = 5_000): Promise<string> {
-  await awayFromWindowEdge(marginMs);
+const freshPrefix = (): string => {
   const prefix = uniqueStream('ratelimit');
   prefixes.push(prefix);
   return prefix;
+};
+
+/** A limiter on a clock the test moves: `open()` gives another one (a process) on the same backend. */
+interface Clocked {
+  clock: { now: number };
+  open(): Promise<RateLimiter>;
 }
 
-describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop turn counted together', () => {
-  const opened: RateLimiter[] = [];
-  const open = async (prefix: string) => {
-    const limiter = await createRedisRateLimiter(REDIS_URL, prefix);
+const opened: RateLimiter[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((limiter) => limiter.close()));
+});
+
+const backends: Array<[string, boolean, () => Clocked]> = [
+  [
+    'in-process',
+    true,
+    () => {
+      const clock = { now: START };
+      // One process only: the embedded mode has no replicas.
+      let limiter: RateLimiter | undefined;
+      return { clock, open: async () => (limiter ??= createMemoryRateLimiter(() => clock.now)) };
+    },
+  ],
+  [
+    'Redis',
+    redisAvailable,
+    () => {
+      const clock = { now: START };
+      const prefix = freshPrefix();
+      return {
+        clock,
+        async open() {
+          const limiter = await createRedisRateLimiter(REDIS_URL, prefix, { now: () => clock.now });
+          opened.push(limiter);
+          return limiter;
+        },
+      };
+    },
+  ],
+];
+
+/** Hits that arrive together (one event-loop turn). */
+const together = (limiter: RateLimiter, count: number, id: string, limit: number) =>
+  Promise.all(Array.from({ length: count }, () => limiter.hit(id, limit)));
+
+for (const [name, available, make] of backends) {
+  describe.skipIf(!available)(`${name} rate limiter: a sliding window of a minute`, () => {
+    it('allows exactly the limit of hits arriving together, in order, with what remains', async () => {
+      const limiter = await make().open();
+      const decisions = await together(limiter, 8, 'key', 5);
+      expect(decisions.map((decision) => decision.allowed)).toEqual([
+        true,
+        true,
+        true,
+        true,
+        true,
+        false,
+        false,
+        false,
+      ]);
+      expect(decisions.map((decision) => decision.remaining)).toEqual([4, 3, 2, 1, 0, 0, 0, 0]);
+      for (const decision of decisions) {
+        expect(decision.limit).toBe(5);
+        expect(decision.resetSeconds).toBeGreaterThanOrEqual(60);
+        expect(decision.resetSeconds).toBeLessThanOrEqual(61);
+      }
+    });
+
+    it('keeps each key’s count apart, and each request its own limit', async () => {
+      const limiter = await make().open();
+      const [a1, b1, a2, b2, a3] = await Promise.all([
+        limiter.hit('a', 2),
+        limiter.hit('b', 10),
+        limiter.hit('a', 2),
+        limiter.hit('b', 10),
+        limiter.hit('a', 2),
+      ]);
+      expect([a1, a2, a3].map((decision) => decision!.allowed)).toEqual([true, true, false]);
+      expect([b1, b2].map((decision) => decision!.remaining)).toEqual([9, 8]);
+    });
+
+    it('has no window edge: a full burst just before a minute boundary leaves nothing just after it', async () => {
+      const { clock, open } = make();
+      const limiter = await open();
+      clock.now = Math.ceil(START / MINUTE) * MINUTE - 10; // 10 ms before a fixed window would reset
+      expect((await together(limiter, 10, 'edge', 10)).every((decision) => decision.allowed)).toBe(true);
+      clock.now += 20; // a fixed window would allow 10 more here
+      const after = await together(limiter, 10, 'edge', 10);
+      expect(after.some((decision) => decision.allowed)).toBe(false);
+      // Retry-After says when: the burst's bucket leaves the window 60-61 s after the burst.
+      const wait = after[0]!.resetSeconds;
+      expect(wait).toBeGreaterThanOrEqual(60);
+      expect(wait).toBeLessThanOrEqual(61);
+      clock.now += wait * 1000;
+      expect((await limiter.hit('edge', 10)).allowed).toBe(true);
+    });
+
+    it('property: no minute-long interval ever holds more than the limit, and a refusal is always justified', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 12 }),
+          // Groups of hits arriving together, each after a pause: 0 to 15 s, at times straddling buckets.
+          fc.array(fc.tuple(fc.integer({ min: 0, max: 15_000 }), fc.integer({ min: 1, max: 6 })), {
+            minLength: 1,
+            maxLength: 40,
+          }),
+          async (limit, groups) => {
+            const { clock, open } = make();
+            const limiter = await open();
+            const id = `k${Math.random()}`;
+            const allowedAt: number[] = [];
+            for (const [pause, size] of groups) {
+              clock.now += pause;
+              const decisions = await together(limiter, size, id, limit);
+              for (const decision of decisions) {
+                if (decision.allowed) {
+                  allowedAt.push(clock.now);
+                  continue;
+                }
+                // Refused only when the last 61 s (the window and its bucket) already hold the limit.
+                const recent = allowedAt.filter((at) => at > clock.now - MINUTE - 1000).length;
+                expect(recent).toBeGreaterThanOrEqual(limit);
+                expect(decision.resetSeconds).toBeGreaterThanOrEqual(1);
+              }
+            }
+            for (const at of allowedAt) {
+              const inWindow = allowedAt.filter((other) => other >= at && other < at + MINUTE).length;
+              expect(inWindow).toBeLessThanOrEqual(limit);
+            }
+          },
+        ),
+        { numRuns: name === 'Redis' ? 60 : 300 },
+      );
+    });
+
+    it('property: once refused, a hit after Retry-After seconds is allowed', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 8 }),
+          fc.array(fc.integer({ min: 0, max: 20_000 }), { minLength: 1, maxLength: 20 }),
+          async (limit, pauses) => {
+            const { clock, open } = make();
+            const limiter = await open();
+            const id = `k${Math.random()}`;
+            for (const pause of pauses) {
+              clock.now += pause;
+              await limiter.hit(id, limit);
+            }
+            let refused: RateLimitDecision | undefined;
+            while ((refused = await limiter.hit(id, limit)).allowed);
+            clock.now += refused.resetSeconds * 1000;
+            expect((await limiter.hit(id, limit)).allowed).toBe(true);
+          },
+        ),
+        { numRuns: name === 'Redis' ? 40 : 200 },
+      );
+    });
+  });
+}
+
+describe.skipIf(!redisAvailable)('Redis rate limiter shared by processes', () => {
+  const open = async (prefix: string, now?: () => number) => {
+    const limiter = await createRedisRateLimiter(REDIS_URL, prefix, now ? { now } : {});
     opened.push(limiter);
     return limiter;
   };
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((limiter) => limiter.close()));
-  });
-
-  it('gives concurrent hits on one key consecutive counts: exactly the limit is allowed', async () => {
-    const prefix = await freshPrefix();
-    const limiter = await open(prefix);
-    const decisions = await Promise.all(Array.from({ length: 8 }, () => limiter.hit('key', 5)));
-    expect(decisions.map((decision) => decision.allowed)).toEqual([
-      true,
-      true,
-      true,
-      true,
-      true,
-      false,
-      false,
-      false,
-    ]);
-    expect(decisions.map((decision) => decision.remaining)).toEqual([4, 3, 2, 1, 0, 0, 0, 0]);
-    for (const decision of decisions) {
-      expect(decision.limit).toBe(5);
-      expect(decision.resetSeconds).toBeGreaterThan(0);
-      expect(decision.resetSeconds).toBeLessThanOrEqual(60);
+  const windowTotal = async (prefix: string, id: string) => {
+    const redis = new Redis(REDIS_URL);
+    try {
+      const counts = await redis.hvals(`${prefix}:${id}`);
+      return counts.reduce((sum, count) => sum + Number(count), 0);
+    } finally {
+      redis.disconnect();
     }
-  });
+  };
 
-  it('keeps each key’s count apart, and each request its own limit, within one call', async () => {
-    const prefix = await freshPrefix();
-    const limiter = await open(prefix);
-    const [a1, b1, a2, b2, a3] = await Promise.all([
-      limiter.hit('a', 2),
-      limiter.hit('b', 10),
-      limiter.hit('a', 2),
-      limiter.hit('b', 10),
-      limiter.hit('a', 2),
-    ]);
-    expect([a1, a2, a3].map((decision) => decision!.allowed)).toEqual([true, true, false]);
-    expect([b1, b2].map((decision) => decision!.remaining)).toEqual([9, 8]);
-  });
-
-  it('shares one exact limit between limiters (processes) hitting concurrently', async () => {
-    const prefix = await freshPrefix();
-    const one = await open(prefix);
-    const two = await open(prefix);
+  it('shares one exact limit between limiters hitting concurrently', async () => {
+    const prefix = freshPrefix();
+    const [one, two] = [await open(prefix), await open(prefix)];
     const decisions: RateLimitDecision[] = await Promise.all(
       Array.from({ length: 30 }, (_, index) => (index % 2 === 0 ? one : two).hit('shared', 17)),
     );
@@ -89,51 +206,100 @@ describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop tur
     expect(new Set(decisions.map((decision) => decision.remaining)).size).toBe(17);
   });
 
-  it('far below a limit, decides hits from values taken ahead, without asking Redis each time', async () => {
-    const prefix = await freshPrefix();
-    const limiter = await open(prefix);
+  it('far below a limit, decides hits from units leased ahead, without asking Redis each time', async () => {
+    const prefix = freshPrefix();
+    const clock = { now: START };
+    const limiter = await open(prefix, () => clock.now);
+    expect((await limiter.hit('busy', 10_000_000)).remaining).toBe(9_999_999);
+    expect(await windowTotal(prefix, 'busy')).toBe(257); // the hit and a lease of 256
+    const decisions: RateLimitDecision[] = [];
+    for (let i = 0; i < 100; i += 1) decisions.push(await limiter.hit('busy', 10_000_000));
+    expect(await windowTotal(prefix, 'busy')).toBe(257);
+    expect(decisions.map((decision) => decision.remaining)).toEqual(
+      Array.from({ length: 100 }, (_, i) => 9_999_998 - i),
+    );
+  });
+
+  it('gives unused leased units back when their bucket ends, so the window counts only what was used', async () => {
+    const prefix = freshPrefix();
+    const clock = { now: START };
+    const limiter = await open(prefix, () => clock.now);
+    for (let i = 0; i < 10; i += 1) await limiter.hit('spare', 100_000);
+    expect(await windowTotal(prefix, 'spare')).toBeGreaterThan(10);
+    clock.now += 1000; // the lease's bucket is over; the next hit asks Redis and gives the rest back
+    await limiter.hit('spare', 100_000);
+    // 11 used, and a new lease taken in the new bucket.
     const redis = new Redis(REDIS_URL);
     try {
-      const counter = async () => {
-        const [key] = await redis.keys(`${prefix}:*`);
-        return Number(await redis.get(key!));
-      };
-      expect((await limiter.hit('busy', 10_000_000)).remaining).toBe(9_999_999);
-      expect(await counter()).toBe(257); // the hit and a lease of 256
-      const decisions: RateLimitDecision[] = [];
-      for (let i = 0; i < 100; i += 1) decisions.push(await limiter.hit('busy', 10_000_000));
-      expect(await counter()).toBe(257);
-      expect(decisions.map((decision) => decision.remaining)).toEqual(
-        Array.from({ length: 100 }, (_, i) => 9_999_998 - i),
-      );
+      const buckets = await redis.hgetall(`${prefix}:spare`);
+      expect(buckets[String(Math.floor(START / 1000))]).toBe('10');
     } finally {
       redis.disconnect();
     }
   });
 
-  it('never allows more than the limit across limiters taking values ahead, and never one value twice', async () => {
-    const prefix = await freshPrefix(10_000);
-    const one = await open(prefix);
-    const two = await open(prefix);
-    const decisions: RateLimitDecision[] = [];
-    // Many turns of a few hits each, so both take leases and spend them while the other does too.
-    for (let turn = 0; turn < 100; turn += 1) {
-      decisions.push(
-        ...(await Promise.all(
-          Array.from({ length: 10 }, (_, i) => (i % 3 === 0 ? one : two).hit('shared', 640)),
-        )),
-      );
-    }
-    const allowed = decisions.filter((decision) => decision.allowed);
-    expect(allowed.length).toBeLessThanOrEqual(640);
-    // Values held unused by the other limiter are the only ones lost: a small share near the end.
-    expect(allowed.length).toBeGreaterThanOrEqual(600);
-    expect(new Set(allowed.map((decision) => decision.remaining)).size).toBe(allowed.length);
+  it('gives held units back on close, for the other processes', async () => {
+    const prefix = freshPrefix();
+    const clock = { now: START };
+    const leaving = await createRedisRateLimiter(REDIS_URL, prefix, { now: () => clock.now });
+    for (let i = 0; i < 3; i += 1) await leaving.hit('handover', 100_000);
+    expect(await windowTotal(prefix, 'handover')).toBeGreaterThan(3);
+    await leaving.close();
+    expect(await windowTotal(prefix, 'handover')).toBe(3);
+  });
+
+  it('property: any number of processes and connections, arriving in any interleaving, get at least 99 and never over 100 of 110 hits', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom(1, 4, 16),
+        fc.array(fc.nat(), { minLength: 110, maxLength: 110 }),
+        fc.array(fc.constantFrom(0, 0, 0, 1, 2), { minLength: 110, maxLength: 110 }),
+        async (processes, connections, targets, pauses) => {
+          const prefix = freshPrefix();
+          const limiters = await Promise.all(Array.from({ length: processes }, () => open(prefix)));
+          let next = 0;
+          let allowed = 0;
+          // Each connection sends its next hit once the previous one is answered.
+          const connection = async () => {
+            while (next < 110) {
+              const index = next++;
+              for (let turn = 0; turn < pauses[index]!; turn += 1) await new Promise(setImmediate);
+              const decision = await limiters[targets[index]! % processes]!.hit('burst', 100);
+              if (decision.allowed) allowed += 1;
+            }
+          };
+          await Promise.all(Array.from({ length: connections }, connection));
+          expect(allowed).toBeLessThanOrEqual(100);
+          expect(allowed).toBeGreaterThanOrEqual(99);
+          await Promise.all(opened.splice(0).map((limiter) => limiter.close()));
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('1000 a minute: 1100 hits from 16 connections on two processes, spread over buckets, get at least 990 and never over 1000', async () => {
+    const prefix = freshPrefix();
+    const limiters = [await open(prefix), await open(prefix)];
+    let next = 0;
+    let allowed = 0;
+    // Pauses spread the hits over a second or two, so leases end with their buckets unused.
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, connection) => {
+        while (next < 1100) {
+          next += 1;
+          if ((await limiters[connection % 2]!.hit('big', 1000)).allowed) allowed += 1;
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 40));
+        }
+      }),
+    );
+    expect(allowed).toBeLessThanOrEqual(1000);
+    expect(allowed).toBeGreaterThanOrEqual(990);
   });
 
   it('refuses every caller of a failed call with SERVICE_UNAVAILABLE', async () => {
-    const prefix = uniqueStream('ratelimit');
-    const limiter = await createRedisRateLimiter(REDIS_URL, prefix);
+    const limiter = await createRedisRateLimiter(REDIS_URL, freshPrefix());
     await limiter.close();
     const outcomes = await Promise.allSettled([
       limiter.hit('a', 5),
@@ -147,16 +313,16 @@ describe.skipIf(!redisAvailable)('Redis rate limiter, hits of one event-loop tur
       expect(reason.code).toBe('SERVICE_UNAVAILABLE');
     }
   });
-});
 
-describe('in-process rate limiter', () => {
-  it('allows exactly the limit per window, then refuses until the next window', async () => {
-    let now = 120_000;
-    const limiter = createMemoryRateLimiter(() => now);
-    const decisions = await Promise.all(Array.from({ length: 4 }, () => limiter.hit('k', 3)));
-    expect(decisions.map((decision) => decision.allowed)).toEqual([true, true, true, false]);
-    now += 60_000;
-    expect((await limiter.hit('k', 3)).remaining).toBe(2);
+  it('keeps graphql-rate-limit’s field timestamps, expiring with their window', async () => {
+    const limiter = await open(freshPrefix());
+    const identity = { contextIdentity: 'key', fieldIdentity: 'Query.analytics' };
+    expect(await limiter.fieldStore.getForIdentity(identity)).toEqual([]);
+    await limiter.fieldStore.setForIdentity(identity, [1, 2, 3], 60_000);
+    expect(await limiter.fieldStore.getForIdentity(identity)).toEqual([1, 2, 3]);
+    await limiter.fieldStore.setForIdentity(identity, [4], 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await limiter.fieldStore.getForIdentity(identity)).toEqual([]);
   });
 });
 
