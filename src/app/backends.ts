@@ -7,6 +7,7 @@ import { openDiskQueue } from '../queue/disk-queue.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import { createMemoryQueue } from '../queue/memory-queue.js';
 import { createRedisQueue } from '../queue/redis-queue.js';
+import { createMemoryIdClaims, createRedisIdClaims, type IdClaims } from '../ingest/id-claims.js';
 import { createMemoryRateLimiter, createRedisRateLimiter, type RateLimiter } from '../security/rate-limit.js';
 import { openDatabase, type Database } from '../store/database.js';
 import { createApiKeyStore, type ApiKeyStore } from '../store/api-key-store.js';
@@ -22,6 +23,8 @@ export interface Backends {
   queueSurvivesRestart: boolean;
   /** Announces committed events to every API process's live feed. */
   bus: EventBus;
+  /** Caller-chosen event ids accepted lately, shared by the API processes like the queue. */
+  idClaims: IdClaims;
   /** Shared through Redis when the queue is, so replicas enforce one limit; in-process otherwise. */
   rateLimiter: RateLimiter;
   close(): Promise<void>;
@@ -66,6 +69,10 @@ export async function openBackends(config: Config, options: BackendOptions = {})
         ? // Namespaced by the stream: deployments sharing one Redis keep separate counters.
           await createRedisRateLimiter(config.queue.url, `${config.queue.stream}:ratelimit`)
         : createMemoryRateLimiter();
+    const idClaims =
+      config.queue.kind === 'redis'
+        ? await createRedisIdClaims(config.queue.url, `${config.queue.stream}:ids`, config.eventIdClaimTtlMs)
+        : createMemoryIdClaims(config.eventIdClaimTtlMs);
     const bus =
       config.queue.kind === 'redis'
         ? createRedisEventBus(config.queue.url, `${config.queue.stream}:persisted`)
@@ -74,6 +81,7 @@ export async function openBackends(config: Config, options: BackendOptions = {})
       db,
       bus,
       rateLimiter,
+      idClaims,
       store: createEventStore(db),
       apiKeys: createApiKeyStore(db),
       queue,
@@ -81,6 +89,7 @@ export async function openBackends(config: Config, options: BackendOptions = {})
       async close() {
         await bus.close();
         await rateLimiter.close();
+        await idClaims.close();
         await queue.close();
         await db.close();
       },

@@ -82,6 +82,7 @@ export async function startApi(
     queue: backends.queue,
     loggingEnabled: config.loggingEnabled,
     storedEvents: backends.store,
+    idClaims: backends.idClaims,
     onAccepted: (event) => {
       let counter = eventCounters.get(event.eventType);
       if (!counter) {

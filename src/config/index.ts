@@ -72,6 +72,7 @@ export const environmentSchema = z.object({
     .regex(/^[A-Za-z0-9:_.-]+$/, 'may hold letters, digits and : _ . - only')
     .optional(),
   QUEUE_MAX_LENGTH: positiveInt(100_000_000).optional(),
+  EVENT_ID_CLAIM_TTL_MS: positiveInt(7 * 24 * 3600 * 1000).optional(),
 
   ADMIN_API_KEY: z.string().min(12, 'must be at least 12 characters long').optional(),
   RATE_LIMIT_PER_MINUTE: positiveInt(10_000_000).optional(),
@@ -124,6 +125,8 @@ export interface Config {
   http: { host: string; ports: number[]; maxBodyBytes: number };
   database: DatabaseConfig;
   queue: QueueConfig;
+  /** How long the API remembers a caller-chosen event_id it accepted, to refuse its reuse before it is stored. */
+  eventIdClaimTtlMs: number;
   /**
    * `keyCacheTtlMs`: how long a looked-up key is trusted; revocations elsewhere take effect within it.
    * `failuresPerMinute`: 401s one client address may get in a minute before it is answered 429.
@@ -228,6 +231,7 @@ export function loadConfig(
     http: { host: env.HOST ?? '0.0.0.0', ports, maxBodyBytes: env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES },
     database,
     queue,
+    eventIdClaimTtlMs: env.EVENT_ID_CLAIM_TTL_MS ?? 600_000,
     auth: {
       adminApiKey: env.ADMIN_API_KEY,
       keyCacheTtlMs: env.KEY_CACHE_TTL_MS ?? 5000,

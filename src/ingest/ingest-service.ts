@@ -1,10 +1,10 @@
 import { badRequest, eventIdConflict, type FieldProblem } from '../errors.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import type { Principal } from '../security/authenticate.js';
-import type { EventContent, IdReuse } from '../store/event-conflicts.js';
 import { payloadFieldsValid, payloadSchemas } from './catalog.js';
 import { createIsoClock } from './clock.js';
 import { uuidv7 } from './uuid7.js';
+import { createOwnIdCheck, type OwnIdCheck, type OwnIdDeps } from './own-ids.js';
 import {
   logRequestSchema,
   queuedEventOf,
@@ -19,7 +19,8 @@ export interface AcceptedEvent {
   id: string;
 }
 
-export interface IngestServiceDeps {
+/** `storedEvents` and `idClaims`: without them, only the worker sees an id reused, and sets the event aside. */
+export interface IngestServiceDeps extends OwnIdDeps {
   queue: EventQueue;
   /** The spec's LOGGING_ENABLED: when false, events are validated and acknowledged but not kept. */
   loggingEnabled: boolean;
@@ -27,12 +28,6 @@ export interface IngestServiceDeps {
   nowIso?: () => string;
   /** Called for each event once the queue holds it (metrics). */
   onAccepted?: (event: QueuedEvent) => void;
-  /**
-   * The stored events, to tell a caller's retry of a stored event (a plain
-   * success, queued no second time) from a new event reusing its id (refused).
-   * Without it, only the worker sees reuse, and sets such events aside.
-   */
-  storedEvents?: { compareWithStored(events: readonly EventContent[]): Promise<Map<string, IdReuse>> };
 }
 
 const ID_REUSED = 'already holds a different event (ids are global: send a new event_id for a new event)';
@@ -48,12 +43,26 @@ export function createIngestService({
   nowIso = createIsoClock(),
   onAccepted,
   storedEvents,
+  idClaims,
 }: IngestServiceDeps) {
-  /** How the events that name their own id relate to stored ones, by lower-case id. */
-  const reuseOf = async (events: readonly QueuedEvent[]): Promise<Map<string, IdReuse>> =>
-    storedEvents && loggingEnabled && events.length > 0
-      ? storedEvents.compareWithStored(events)
-      : new Map<string, IdReuse>();
+  const checkIds = createOwnIdCheck({ storedEvents, idClaims });
+  const noCheck: OwnIdCheck = { verdicts: new Map(), release: async () => undefined };
+  /** The events naming their own id, checked; nothing to check when events are not kept. */
+  const checkOwnIds = (events: readonly QueuedEvent[]) =>
+    loggingEnabled && events.length > 0 ? checkIds(events) : Promise.resolve(noCheck);
+  /** Queues `events`; if the queue refuses them, the ids they claimed are given back. */
+  const enqueueChecked = async (
+    check: OwnIdCheck,
+    events: readonly QueuedEvent[],
+    texts?: readonly string[],
+  ) => {
+    try {
+      await enqueue(events, texts);
+    } catch (error) {
+      await check.release();
+      throw error;
+    }
+  };
 
   /** `texts` are the events' queued forms when the caller has them, else each is serialized. */
   const enqueue = async (events: readonly QueuedEvent[], texts?: readonly string[]) => {
@@ -111,16 +120,15 @@ export function createIngestService({
       const prepared = prepare(body, principal, nowIso());
       if (!prepared.ok) throw invalidEvent(prepared.problems);
       const { event } = prepared;
-      if (prepared.ownId) {
-        const reuse = (await reuseOf([event])).get(event.id.toLowerCase());
-        if (reuse === 'different')
-          throw eventIdConflict([event.id], [{ field: 'event_id', message: ID_REUSED }]);
-        if (reuse === 'same') return { id: event.id };
-      }
+      const check = await checkOwnIds(prepared.ownId ? [event] : []);
+      const verdict = check.verdicts.get(event.id.toLowerCase());
+      if (verdict === 'conflict')
+        throw eventIdConflict([event.id], [{ field: 'event_id', message: ID_REUSED }]);
+      if (verdict === 'stored') return { id: event.id };
       // Only a body the fast path read as it is: the schema's copy may differ from the text.
       const texts =
         bodyText !== undefined && prepared.vouchedFast ? [queuedRequestText(event, bodyText)] : undefined;
-      await enqueue([event], texts);
+      await enqueueChecked(check, [event], texts);
       return { id: event.id };
     },
 
@@ -147,15 +155,20 @@ export function createIngestService({
             problems: [{ field: 'event_id', message: `repeats the event_id of item ${first}` }],
           };
       });
-      const reuse = await reuseOf(prepared.flatMap((item) => (item.ok && item.ownId ? [item.event] : [])));
+      const check = await checkOwnIds(
+        prepared.flatMap((item) => (item.ok && item.ownId ? [item.event] : [])),
+      );
       const results = prepared.map((item) => {
         if (!item.ok) return item;
-        const verdict = reuse.get(item.event.id.toLowerCase());
-        if (verdict === 'different')
+        const verdict = check.verdicts.get(item.event.id.toLowerCase());
+        if (verdict === 'conflict')
           return { ok: false as const, problems: [{ field: 'event_id', message: ID_REUSED }] };
         return { ok: true as const, id: item.event.id, queue: verdict === undefined, event: item.event };
       });
-      await enqueue(results.flatMap((item) => (item.ok && item.queue ? [item.event] : [])));
+      await enqueueChecked(
+        check,
+        results.flatMap((item) => (item.ok && item.queue ? [item.event] : [])),
+      );
       return results.map((item) => (item.ok ? { ok: true, id: item.id } : item));
     },
 
@@ -187,18 +200,22 @@ export function createIngestService({
         if (prepared.ownId) ownIds.push(prepared.event);
       });
       if (problems.length > 0) throw badRequest('Invalid events', problems);
-      const reuse = await reuseOf(ownIds);
+      const check = await checkOwnIds(ownIds);
       const conflicts = events.flatMap((event, index) =>
-        reuse.get(event.id.toLowerCase()) === 'different' ? [{ event, index }] : [],
+        check.verdicts.get(event.id.toLowerCase()) === 'conflict' ? [{ event, index }] : [],
       );
       if (conflicts.length > 0) {
+        await check.release();
         throw eventIdConflict(
           conflicts.map(({ event }) => event.id),
           conflicts.map(({ index }) => ({ field: `[${index}].event_id`, message: ID_REUSED })),
         );
       }
       // Events stored already (a retried batch) are accepted again without being queued twice.
-      await enqueue(events.filter((event) => !reuse.has(event.id.toLowerCase())));
+      await enqueueChecked(
+        check,
+        events.filter((event) => !check.verdicts.has(event.id.toLowerCase())),
+      );
       return events.map((event) => ({ id: event.id }));
     },
   };

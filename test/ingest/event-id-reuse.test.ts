@@ -74,6 +74,28 @@ for (const backend of backends) {
         expect(stillStored?.payload).toEqual({ file_count: 1 });
       });
 
+      it('refuses with 409 an event reusing the id of one accepted a moment ago, on another API process too', async () => {
+        // Embedded: one process holds the data folder, so both requests go to it.
+        const second =
+          backend === 'embedded' ? app : await startTestApp(backend, { role: 'serve', sameBackendsAs: app });
+        try {
+          const id = randomUUID();
+          const [first, reused] = await Promise.all([
+            post(event(id)),
+            fetch(`${second.baseUrl}/log`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', 'x-api-key': second.keys.admin },
+              body: JSON.stringify(event(id, { file_count: 7 })),
+            }),
+          ]);
+          // One of the two wins the id, whichever arrives first, stored or not yet; never both accepted.
+          expect([first.status, reused.status].sort()).toEqual([202, 409]);
+          await storedOnce(id);
+        } finally {
+          if (second !== app) await second.stop();
+        }
+      });
+
       it('refuses a batch holding one id twice, naming the repeat, and stores none of it', async () => {
         const id = randomUUID();
         const other = randomUUID();

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { readQueuedMessage, type QueuedEvent } from '../../src/ingest/event.js';
 import { createIngestService } from '../../src/ingest/ingest-service.js';
 import { createMemoryQueue } from '../../src/queue/memory-queue.js';
+import { createMemoryIdClaims } from '../../src/ingest/id-claims.js';
+import { queueFull } from '../../src/errors.js';
 import type { Principal } from '../../src/security/authenticate.js';
 
 const principal: Principal = { keyId: 'key_1', scopes: ['ingest'] };
@@ -48,5 +50,33 @@ describe('the ingest service', () => {
   it('queues the event itself (form 1) when no text was given', async () => {
     const withoutText = await acceptOne('{"session_id":1,"event_type":"review_started"}', false);
     expect(withoutText.form).toBe(1);
+  });
+
+  it('gives back the id an event claimed when the queue refused it, so another event may take it', async () => {
+    const queue = createMemoryQueue({ maxLength: 10 });
+    let full = true;
+    const ingest = createIngestService({
+      queue: {
+        ...queue,
+        enqueue: async (bodies) => {
+          if (full) throw queueFull(1);
+          return queue.enqueue(bodies);
+        },
+      },
+      loggingEnabled: true,
+      idClaims: createMemoryIdClaims(60_000),
+    });
+    const body = (fileCount: number) => ({
+      session_id: 1,
+      event_type: 'review_started',
+      event_id: '019ac0de-0000-7000-8000-000000000001',
+      payload: { file_count: fileCount },
+    });
+    await expect(ingest.accept(body(1), principal)).rejects.toMatchObject({ code: 'QUEUE_FULL' });
+    full = false;
+    await expect(ingest.accept(body(2), principal)).resolves.toEqual({ id: body(2).event_id });
+    await expect(ingest.accept(body(3), principal)).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(ingest.accept(body(2), principal)).resolves.toEqual({ id: body(2).event_id });
+    await queue.close();
   });
 });

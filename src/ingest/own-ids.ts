@@ -1,0 +1,63 @@
+import type { EventContent, IdReuse } from '../store/event-conflicts.js';
+import type { QueuedEvent } from './event.js';
+import { claimOf, type IdClaim, type IdClaims } from './id-claims.js';
+
+/** What a caller-chosen id means for its event: reused by another event, or that event stored already. */
+export type OwnIdVerdict = 'conflict' | 'stored';
+
+export interface OwnIdCheck {
+  /** By lower-case id; ids absent are new (or retries of a queued event) and are queued. */
+  verdicts: Map<string, OwnIdVerdict>;
+  /** Gives back the claims this check took, for events that were then not queued. */
+  release(): Promise<void>;
+}
+
+export interface OwnIdDeps {
+  /** Stored events, for ids older than any claim. */
+  storedEvents?: { compareWithStored(events: readonly EventContent[]): Promise<Map<string, IdReuse>> };
+  /** Ids accepted lately, by every API process (src/ingest/id-claims.ts). */
+  idClaims?: IdClaims;
+}
+
+/**
+ * Checks events that name their own `event_id` against those accepted lately
+ * (claims) and those stored: a reuse by another event is a conflict; a retry of
+ * a stored event is answered without queuing it again. Events without their
+ * own id cost nothing here.
+ */
+export function createOwnIdCheck({ storedEvents, idClaims }: OwnIdDeps) {
+  return async (events: readonly QueuedEvent[]): Promise<OwnIdCheck> => {
+    const verdicts = new Map<string, OwnIdVerdict>();
+    if (events.length === 0) return { verdicts, release: async () => undefined };
+    const claims = events.map(claimOf);
+    const claimed = idClaims ? await idClaims.claim(claims) : claims.map(() => 'new' as const);
+    const taken: IdClaim[] = [];
+    const unclaimed: QueuedEvent[] = [];
+    claims.forEach((claim, index) => {
+      const verdict = claimed[index];
+      if (verdict === 'different') verdicts.set(claim.id, 'conflict');
+      else if (verdict === 'new') {
+        taken.push(claim);
+        unclaimed.push(events[index]!);
+      }
+      // 'same': an identical event was accepted lately; queued again, the store skips the repeat.
+    });
+    const release = async (claimsToRelease: readonly IdClaim[]) => {
+      if (idClaims && claimsToRelease.length > 0)
+        await idClaims.release(claimsToRelease).catch(() => undefined);
+    };
+    const stored = storedEvents
+      ? await storedEvents.compareWithStored(unclaimed)
+      : new Map<string, IdReuse>();
+    const refused: IdClaim[] = [];
+    for (const [id, reuse] of stored) {
+      verdicts.set(id, reuse === 'different' ? 'conflict' : 'stored');
+      if (reuse === 'different') refused.push(...taken.filter((claim) => claim.id === id));
+    }
+    await release(refused);
+    return {
+      verdicts,
+      release: () => release(taken.filter((claim) => !refused.includes(claim))),
+    };
+  };
+}
