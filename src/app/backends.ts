@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import { createMemoryEventBus, createRedisEventBus, type EventBus } from '../live/event-bus.js';
 import { openDiskQueue } from '../queue/disk-queue.js';
+import { syncFilesUnder } from '../queue/file-system-sync.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import { createMemoryQueue } from '../queue/memory-queue.js';
 import { createRedisQueue } from '../queue/redis-queue.js';
@@ -62,6 +63,10 @@ export async function openBackends(config: Config, options: BackendOptions = {})
           : await openDiskQueue({
               dir: path.join(config.dataDir, 'queue'),
               maxLength: config.queue.maxLength,
+              // PGlite's fsync does nothing: its commits are flushed before the queue forgets them.
+              ...(config.database.kind === 'pglite'
+                ? { ackBarrier: syncFilesUnder.bind(null, config.database.dataDir) }
+                : {}),
             });
     opened = queue;
     const rateLimiter =

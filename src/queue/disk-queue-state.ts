@@ -116,15 +116,25 @@ export function createQueueState(now: () => number) {
       waitingCount += 1;
     },
 
-    removeItem(id: string): void {
+    /**
+     * Forgets an entry. With `keepSegment`, its segment still counts it as live until `release`:
+     * for an acknowledgement not yet durable, whose entry must stay in the files meanwhile.
+     */
+    removeItem(id: string, keepSegment = false): Item | undefined {
       const item = items.get(id);
-      if (!item) return;
+      if (!item) return undefined;
       items.delete(id);
-      count(item.segment, item.size, -1);
+      if (!keepSegment) count(item.segment, item.size, -1);
       if (item.state === 'waiting') waitingCount -= 1;
       else pending.delete(id);
       // Left in `waiting` if it is there; delivery skips it.
       item.state = 'gone';
+      return item;
+    },
+
+    /** The segment of an item removed with `keepSegment` may go now. */
+    release(item: Item): void {
+      count(item.segment, item.size, -1);
     },
 
     addLetter(letter: DeadLetter, segment: number): void {

@@ -2,6 +2,7 @@ import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { queueFull, serviceUnavailable } from '../errors.js';
 import { appendAll, encodeRecord, RecordType, scanSegments, segmentFileName, syncFile } from './disk-log.js';
+import { createDeferredAcks } from './deferred-acks.js';
 import { createQueueState } from './disk-queue-state.js';
 import { lockDirectory } from './dir-lock.js';
 import {
@@ -17,6 +18,13 @@ export interface DiskQueueOptions {
   maxLength: number;
   /** A new segment file starts once the current one holds this many bytes. */
   segmentBytes?: number;
+  /**
+   * For a store whose commits are not durable when they return (PGlite): resolves once everything
+   * it committed before the call is on disk. Acknowledgements are then recorded only after it
+   * (see deferred-acks.ts), gathered for `ackBarrierIntervalMs` (default 1000).
+   */
+  ackBarrier?: () => Promise<void>;
+  ackBarrierIntervalMs?: number;
   now?: () => number;
 }
 
@@ -223,6 +231,23 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
       if (letters.get(held.letter.id) === held) state.addLetter(held.letter, active.number);
   }
 
+  const deferredAcks =
+    options.ackBarrier &&
+    createDeferredAcks({
+      barrier: options.ackBarrier,
+      intervalMs: options.ackBarrierIntervalMs ?? 1000,
+      write: (acknowledged) =>
+        submit(
+          encodeRecord(
+            RecordType.Ack,
+            acknowledged.map((item) => item.id),
+          ),
+          () => {
+            for (const item of acknowledged) state.release(item);
+          },
+        ),
+    });
+
   const { replayDeadLetters, stats } = createLetterOperations();
 
   return {
@@ -270,9 +295,13 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
     },
 
     async ack(ids) {
-      // Forgotten at once, durable with the next write: an acknowledgement lost to a crash
-      // only means a redelivery, which the store skips.
+      // Forgotten at once, durable with the next write (or after the barrier): an acknowledgement
+      // lost to a crash only means a redelivery, which the store skips.
       const known = ids.filter((id) => state.pending.has(id));
+      if (deferredAcks) {
+        deferredAcks.add(known.flatMap((id) => state.removeItem(id, true) ?? []));
+        return;
+      }
       for (const id of known) state.removeItem(id);
       if (known.length > 0) await submit(encodeRecord(RecordType.Ack, known), () => undefined);
     },
@@ -306,6 +335,7 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
     stats,
 
     async close() {
+      await deferredAcks?.close();
       closing = true;
       wake();
       while (writing) await writerIdle;

@@ -27,7 +27,8 @@ describe('embedded mode, as `npm start` runs it', () => {
         proc.kill('SIGKILL');
         await proc.exited;
       });
-      await waitUntilReady(`http://127.0.0.1:${port}/health/ready`, proc);
+      // PGlite takes seconds to open, more on a loaded machine.
+      await waitUntilReady(`http://127.0.0.1:${port}/health/ready`, proc, 90_000);
       return proc;
     };
 

@@ -8,6 +8,7 @@ import { AppError } from '../../src/errors.js';
 import { decodeRecords, encodeRecord, RecordType, segmentFileName } from '../../src/queue/disk-log.js';
 import { openDiskQueue, type DiskQueueOptions } from '../../src/queue/disk-queue.js';
 import type { EventQueue } from '../../src/queue/event-queue.js';
+import { eventually } from '../support/app.js';
 
 const folders: string[] = [];
 const opened: EventQueue[] = [];
@@ -239,6 +240,56 @@ describe('on-disk queue: writing', () => {
     const after = await openQueue(await crashCopy(dir), { segmentBytes: 4096 });
     expect(await after.read('c', 10, 0)).toEqual([held]);
     expect(await after.listDeadLetters(10)).toMatchObject([{ originalId: poison!.id, body: 'poison' }]);
+  });
+});
+
+describe('on-disk queue: acknowledgements behind a barrier (for PGlite, which does not fsync)', () => {
+  it('records an acknowledgement only once the barrier resolved, without making ack wait for it', async () => {
+    const dir = await folder();
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const order: string[] = [];
+    const queue = await openQueue(dir, {
+      ackBarrierIntervalMs: 5,
+      ackBarrier: async () => {
+        order.push('barrier called');
+        await gate;
+        order.push('barrier resolved');
+      },
+    });
+    await queue.enqueue(['stored', 'later']);
+    const [stored] = await queue.read('worker', 1, 0);
+    await queue.ack([stored!.id]);
+    order.push('ack resolved');
+    expect(await queue.readPending('worker', 10)).toEqual([]);
+    await eventually(async () => (order.includes('barrier called') ? true : undefined), 5000, 'the barrier');
+
+    // A crash now: the store's commit may not be on disk, so the entry must come back.
+    const crashed = await openQueue(await crashCopy(dir));
+    expect(bodiesOf(await crashed.read('c', 10, 0))).toEqual(['stored', 'later']);
+
+    open();
+    await queue.close();
+    expect(order).toEqual(['ack resolved', 'barrier called', 'barrier resolved']);
+    const reopened = await openQueue(dir);
+    expect(bodiesOf(await reopened.read('c', 10, 0))).toEqual(['later']);
+  });
+
+  it('keeps an acknowledgement for the next round when the barrier fails', async () => {
+    const dir = await folder();
+    let failures = 1;
+    const queue = await openQueue(dir, {
+      ackBarrierIntervalMs: 5,
+      ackBarrier: async () => {
+        if (failures-- > 0) throw new Error('EIO');
+      },
+    });
+    await queue.enqueue(['a']);
+    await queue.ack((await queue.read('c', 1, 0)).map((entry) => entry.id));
+    await eventually(async () => (failures < 0 ? true : undefined), 5000, 'a second barrier');
+    await queue.close();
+    const reopened = await openQueue(dir);
+    expect(await reopened.read('c', 10, 0)).toEqual([]);
   });
 });
 

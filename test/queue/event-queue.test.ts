@@ -19,6 +19,11 @@ eventQueueContract('on disk (embedded)', async ({ maxLength }) => {
   folders.push(dir);
   return openDiskQueue({ dir, maxLength });
 });
+eventQueueContract('on disk, acknowledgements behind a barrier', async ({ maxLength }) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ag-queue-'));
+  folders.push(dir);
+  return openDiskQueue({ dir, maxLength, ackBarrier: async () => undefined, ackBarrierIntervalMs: 5 });
+});
 afterAll(async () => {
   await Promise.all(folders.map((dir) => rm(dir, { recursive: true, force: true })));
 });
