@@ -82,12 +82,17 @@ describe('fault: Redis (append-only, fsync always) crashes and restarts under lo
     expect(feed.edges.map((edge) => edge.node.id)).toEqual(expectedFeed);
     expect(feed.errors).toEqual([]);
     await live.dispose();
-    // Callers saw 202s and 503s only: no hang, no timeout, no 500.
+    // Callers saw 202s and 503s only: every request answered, no hang (the client's timeout), no 500,
+    // and every refusal says when to retry.
     expect(Object.keys(result.answers).sort()).toEqual(['202', '503 SERVICE_UNAVAILABLE']);
     expect(result.refusalsWithoutRetryAfter).toBe(0);
-    // Fast: no offline buffering; the bound leaves room for a busy shared machine.
-    expect(percentile(result.refusalLatencies, 99)).toBeLessThan(2000);
+    // In order: accepted before the crash, refused while Redis was down (not held until it came
+    // back: no offline buffering), accepted again after the restart, and stored again (awaited
+    // above). How fast is reported below, not asserted: a loaded machine stretches every figure.
     expect(acceptedBeforeRestart).toBeGreaterThan(0);
+    expect(firstRefusal).toBeGreaterThanOrEqual(killedAt);
+    expect(firstRefusal).toBeLessThan(restartedAt);
+    expect(firstAccepted).toBeGreaterThanOrEqual(restartedAt);
 
     report('Redis crash + restart', {
       downMs: DOWN_MS,
