@@ -9,7 +9,8 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createApiKeyService } from './security/api-keys.js';
 import { digestSecret, SCOPES, type KnownKey, type Scope } from './security/authenticate.js';
 import { createApiKeyStore, type ApiKeyRecord } from './store/api-key-store.js';
-import { openDatabase } from './store/database.js';
+import { openDatabase, type Database } from './store/database.js';
+import { DataFolderInUseError } from './store/data-dir-lock.js';
 import { migrate } from './store/migrate.js';
 import { parsePublicKey } from './integrity/checkpoint.js';
 import { generateSigningKeyPem, loadSigningKey } from './integrity/keys.js';
@@ -36,11 +37,40 @@ Usage: auditgraph <command>
   help      this text
 
 Configuration comes from the environment (and ./.env); see .env.template.
-With embedded PGlite, stop the server before running 'keys' (one process owns the data
-folder), or use the admin GraphQL mutations instead.`;
+With embedded PGlite one process at a time opens the data folder: while a server runs on it,
+'keys', 'migrate' and 'verify' refuse (exit 75); use the running server's admin GraphQL
+operations (createApiKey, apiKeys, revokeApiKey) or stop it first.`;
 
 const EX_USAGE = 64;
+/** A server holds the embedded data folder: retry once it stopped, or go through it. */
+const EX_TEMPFAIL = 75;
 const EX_CONFIG = 78;
+
+/** What to do instead, per command, when a running server holds the embedded data folder. */
+const HELD_FOLDER_HINTS = {
+  keys:
+    'A server is running on this data folder, and a key made here would be lost. Manage keys through it ' +
+    'instead: the createApiKey, apiKeys and revokeApiKey GraphQL operations (POST /graphql with an admin ' +
+    'key in X-API-Key), or stop the server and run this again.',
+  migrate: 'A server is running on this data folder; it applied the migrations when it started.',
+  verify:
+    'A server is running on this data folder: verify through it (GET /integrity/verify with an admin key), ' +
+    'or stop it and run this again.',
+} as const;
+
+/** The command's database, or undefined (after saying why and what to do) when a server holds the folder. */
+async function openForCommand(
+  config: Config,
+  command: keyof typeof HELD_FOLDER_HINTS,
+): Promise<Database | undefined> {
+  try {
+    return await openDatabase(config.database);
+  } catch (error) {
+    if (!(error instanceof DataFolderInUseError)) throw error;
+    console.error(`${error.message}\n${HELD_FOLDER_HINTS[command]}`);
+    return undefined;
+  }
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   const command = argv[0] ?? 'all';
@@ -67,7 +97,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
 
   if (command === 'migrate') {
-    const db = await openDatabase(config.database);
+    const db = await openForCommand(config, 'migrate');
+    if (!db) return EX_TEMPFAIL;
     try {
       const { applied } = await migrate(db);
       logger.info({ applied }, applied.length ? 'migrations applied' : 'database is up to date');
@@ -157,7 +188,8 @@ async function keys(args: readonly string[], config: Config): Promise<number> {
     allowPositionals: true,
     options: { name: { type: 'string' }, scopes: { type: 'string' }, 'rate-limit': { type: 'string' } },
   });
-  const db = await openDatabase(config.database);
+  const db = await openForCommand(config, 'keys');
+  if (!db) return EX_TEMPFAIL;
   try {
     await migrate(db);
     const service = createApiKeyService({ store: createApiKeyStore(db) });
@@ -244,7 +276,8 @@ async function verifyCommand(args: readonly string[], config: Config): Promise<n
     console.error(`Cannot read the public key: ${error instanceof Error ? error.message : String(error)}`);
     return EX_CONFIG;
   }
-  const db = await openDatabase(config.database);
+  const db = await openForCommand(config, 'verify');
+  if (!db) return EX_TEMPFAIL;
   try {
     await migrate(db);
     const service = createIntegrityService({

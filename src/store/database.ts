@@ -4,6 +4,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { DatabaseConfig } from '../config/index.js';
+import { withDataFolderLock } from './data-dir-lock.js';
 import { PrismaClient } from './generated/prisma/client.js';
 
 /** A connection, or a transaction on one, that runs SQL with positional parameters. */
@@ -52,7 +53,9 @@ export interface ReservedSession extends SqlSession {
 }
 
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {
-  return config.kind === 'postgres' ? openPostgres(config.url, config.poolSize) : openPGlite(config.dataDir);
+  return config.kind === 'postgres'
+    ? openPostgres(config.url, config.poolSize)
+    : withDataFolderLock(config.dataDir, () => openPGlite(config.dataDir)); // PGlite does not lock its folder
 }
 
 function openPostgres(url: string, poolSize: number): Database {
