@@ -15,8 +15,23 @@ export interface QueryLimits {
   maxSelections: number;
   /** Directives written in the document. */
   maxDirectives: number;
+  /** Arguments written in the document, of fields and directives (not the fields of input values). */
+  maxArguments: number;
+  /** Argument values written, each item of a list and field of an object counted (variables' values are not). */
+  maxValues: number;
+  /** Variable definitions, all operations together. */
+  maxVariables: number;
+  /** Operations in one document. */
+  maxOperations: number;
+  /** Fragment definitions. */
+  maxFragments: number;
   /** Selections landing on one response path: a field repeated, or the same field in fragments merging there. */
   maxRepeats: number;
+  /**
+   * Errors graphql's validation reports before it stops (its `maxErrors`): each error's
+   * locations scan the whole text, so a hundred errors in 20,000 characters cost milliseconds.
+   */
+  maxErrors: number;
 }
 
 export const DEFAULT_QUERY_LIMITS: QueryLimits = {
@@ -26,7 +41,13 @@ export const DEFAULT_QUERY_LIMITS: QueryLimits = {
   maxCost: 50_000,
   maxSelections: 1000,
   maxDirectives: 50,
+  maxArguments: 200,
+  maxValues: 2000,
+  maxVariables: 100,
+  maxOperations: 20,
+  maxFragments: 100,
   maxRepeats: 10,
+  maxErrors: 10,
 };
 
 /**

@@ -6,6 +6,8 @@ import {
   Kind,
   SchemaMetaFieldDef,
   TypeMetaFieldDef,
+  type ArgumentNode,
+  type DirectiveNode,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
@@ -14,6 +16,7 @@ import {
   type GraphQLSchema,
   type OperationDefinitionNode,
   type SelectionSetNode,
+  type ValueNode,
 } from 'graphql';
 
 /** The shape limits a document is measured against (a subset of QueryLimits). */
@@ -23,6 +26,11 @@ export interface ShapeLimits {
   maxCost: number;
   maxSelections: number;
   maxDirectives: number;
+  maxArguments: number;
+  maxValues: number;
+  maxVariables: number;
+  maxOperations: number;
+  maxFragments: number;
   maxRepeats: number;
 }
 
@@ -38,11 +46,21 @@ export interface Measurement {
   /** Set when the document goes over a limit; measuring stopped there. */
   refusal?: Refusal;
   /**
-   * Selections looked at, in both passes. Each pass stops past
-   * `maxSelections`, so this is at most 2 × (maxSelections + 1) whatever the
-   * document: the measure of what refusing costs.
+   * Nodes looked at: selections in both passes; directives, variable
+   * definitions and argument values in the first. At most {@link maxWork}
+   * whatever the document: the measure of what refusing costs.
    */
   work: number;
+}
+
+/**
+ * The most nodes measuring any document looks at: each count stops one past
+ * its limit, directives and variable definitions are looked at only once
+ * their number is known to be within it, and the second pass's selection
+ * count stops one past maxSelections whatever fragments expand to.
+ */
+export function maxWork(limits: ShapeLimits): number {
+  return 2 * (limits.maxSelections + 1) + limits.maxDirectives + limits.maxVariables + limits.maxValues + 1;
 }
 
 /** Arguments read as a list field's page size; a variable counts as the largest page. */
@@ -110,34 +128,88 @@ function tooManySelections(limits: ShapeLimits): LimitPassed {
   });
 }
 
-/** Pass 1: the selections and directives written in the text. */
+/** What pass 1 counts, with the limit each count is held to and how a refusal names it. */
+const WRITTEN = {
+  selections: { limit: 'maxSelections', what: 'selections (fields, fragment spreads, inline fragments)' },
+  directives: { limit: 'maxDirectives', what: 'directives' },
+  arguments: { limit: 'maxArguments', what: 'arguments (of fields and directives)' },
+  values: { limit: 'maxValues', what: 'argument values (each list item and object field counted)' },
+  variables: { limit: 'maxVariables', what: 'variable definitions' },
+  operations: { limit: 'maxOperations', what: 'operations' },
+  fragments: { limit: 'maxFragments', what: 'fragment definitions' },
+} as const satisfies Record<string, { limit: LimitName; what: string }>;
+
+/**
+ * Pass 1: what the text itself holds. Besides selections, the counts bound
+ * what graphql's rules do per node and per definition: each argument value is
+ * visited by every rule in parallel (about a microsecond each); the three
+ * variable rules walk each operation and fragment anew; and one error names
+ * every duplicate of an argument or variable (or every fragment of a cycle),
+ * each error's locations scanning the text, so thousands of duplicates cost
+ * quadratic time.
+ */
 function preCount(document: DocumentNode, limits: ShapeLimits, counter: { work: number }): void {
-  let selections = 0;
-  let directives = 0;
-  const addDirectives = (count: number | undefined) => {
-    directives += count ?? 0;
-    if (directives > limits.maxDirectives) {
+  const counts = {
+    selections: 0,
+    directives: 0,
+    arguments: 0,
+    values: 0,
+    variables: 0,
+    operations: 0,
+    fragments: 0,
+  };
+  const add = (kind: keyof typeof counts, count: number | undefined) => {
+    if (!count) return;
+    counts[kind] += count;
+    const { limit, what } = WRITTEN[kind];
+    if (counts[kind] > limits[limit]) {
+      if (kind === 'selections') throw tooManySelections(limits);
       throw new LimitPassed({
-        limit: 'maxDirectives',
-        message: `Document has more than ${limits.maxDirectives} directives; the limit is ${limits.maxDirectives}.`,
+        limit,
+        message: `Document has more than ${limits[limit]} ${what}; the limit is ${limits[limit]}.`,
       });
+    }
+  };
+  const countValue = (value: ValueNode): void => {
+    counter.work += 1;
+    add('values', 1);
+    if (value.kind === Kind.LIST) for (const item of value.values) countValue(item);
+    else if (value.kind === Kind.OBJECT) for (const field of value.fields) countValue(field.value);
+  };
+  const addArguments = (list: readonly ArgumentNode[] | undefined) => {
+    add('arguments', list?.length);
+    for (const argument of list ?? []) countValue(argument.value);
+  };
+  const addDirectives = (directives: readonly DirectiveNode[] | undefined) => {
+    add('directives', directives?.length);
+    for (const directive of directives ?? []) {
+      counter.work += 1;
+      addArguments(directive.arguments);
     }
   };
   const countSet = (set: SelectionSetNode): void => {
     for (const selection of set.selections) {
       counter.work += 1;
-      selections += 1;
-      if (selections > limits.maxSelections) throw tooManySelections(limits);
-      addDirectives(selection.directives?.length);
-      if (selection.kind !== Kind.FRAGMENT_SPREAD && selection.selectionSet) countSet(selection.selectionSet);
+      add('selections', 1);
+      addDirectives(selection.directives);
+      if (selection.kind === Kind.FRAGMENT_SPREAD) continue;
+      if (selection.kind === Kind.FIELD) addArguments(selection.arguments);
+      if (selection.selectionSet) countSet(selection.selectionSet);
     }
   };
   for (const definition of document.definitions) {
     if (definition.kind === Kind.OPERATION_DEFINITION) {
-      addDirectives(definition.directives?.length);
-      for (const variable of definition.variableDefinitions ?? []) addDirectives(variable.directives?.length);
+      add('operations', 1);
+      addDirectives(definition.directives);
+      add('variables', definition.variableDefinitions?.length);
+      for (const variable of definition.variableDefinitions ?? []) {
+        counter.work += 1;
+        addDirectives(variable.directives);
+        if (variable.defaultValue) countValue(variable.defaultValue);
+      }
     } else if (definition.kind === Kind.FRAGMENT_DEFINITION) {
-      addDirectives(definition.directives?.length);
+      add('fragments', 1);
+      addDirectives(definition.directives);
     } else {
       continue; // not executable: ExecutableDefinitionsRule refuses it
     }

@@ -111,6 +111,7 @@ export async function createGraphQLRoutes(
     stopOnTerminationSignals: false,
     formatError: createFormatError(options.logger, { hideSuggestions: !options.introspection }),
     validationRules: queryLimitRules(limits),
+    validationOptions: { maxErrors: limits.maxErrors },
     plugins: options.landingPage ? [] : [ApolloServerPluginLandingPageDisabled()],
   });
   await apollo.start();

@@ -11,14 +11,13 @@ import {
 } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_QUERY_LIMITS, queryLimitRules } from '../../src/graphql/limits.js';
-import { measureDocument } from '../../src/graphql/measure-document.js';
+import { maxWork, measureDocument } from '../../src/graphql/measure-document.js';
 import { createSchema } from '../../src/graphql/server.js';
 import { fields, hostileDocuments } from '../support/hostile-documents.js';
 
 const schema = createSchema();
 const limits = DEFAULT_QUERY_LIMITS;
-/** Each pass looks at a selection at most once per expansion and stops one past maxSelections. */
-const WORK_BOUND = 2 * (limits.maxSelections + 1);
+const WORK_BOUND = maxWork(limits);
 const hostile = hostileDocuments(limits);
 
 /**

@@ -18,9 +18,10 @@ export const fields = fc.constantFrom(
 );
 
 /**
- * Documents built to make validation expensive (field duplication, alias and
- * directive overloading, fragments doubling at each level, fragment cycles,
- * deep nesting), all under the size limit.
+ * Documents built to make validation expensive (field, argument and variable
+ * duplication; alias, directive, value and operation overloading; fragments
+ * doubling at each level, long chains and cycles; deep nesting), all under the
+ * size limit.
  */
 export function hostileDocuments(limits: QueryLimits): fc.Arbitrary<HostileDocument> {
   return fc
@@ -28,12 +29,12 @@ export function hostileDocuments(limits: QueryLimits): fc.Arbitrary<HostileDocum
       // Field duplication: one field over and over in one selection set.
       fc.tuple(fields, fc.integer({ min: limits.maxRepeats + 1, max: 2000 })).map(([field, count]) => ({
         query: `{ ${Array.from({ length: count }, () => field).join(' ')} }`,
-        by: ['maxRepeats', 'maxSelections'] as LimitName[],
+        by: ['maxRepeats', 'maxSelections', 'maxArguments', 'maxValues'] as LimitName[],
       })),
       // Alias overloading: every copy under its own name.
       fc.tuple(fields, fc.integer({ min: limits.maxAliases + 1, max: 1500 })).map(([field, count]) => ({
         query: `{ ${Array.from({ length: count }, (_, index) => `a${index}: ${field}`).join(' ')} }`,
-        by: ['maxAliases', 'maxSelections'] as LimitName[],
+        by: ['maxAliases', 'maxSelections', 'maxArguments', 'maxValues'] as LimitName[],
       })),
       // Directive overloading, on one field or spread over several.
       fc
@@ -58,7 +59,7 @@ export function hostileDocuments(limits: QueryLimits): fc.Arbitrary<HostileDocum
           );
           return {
             query: `query { ...F0 } ${chain.join(' ')} fragment F${levels} on Query { ${field} }`,
-            by: ['maxRepeats', 'maxSelections'] as LimitName[],
+            by: ['maxRepeats', 'maxSelections', 'maxFragments'] as LimitName[],
           };
         }),
       // Fragment cycles carrying repeated fields: every fragment of the cycle is reached from C0, so
@@ -78,9 +79,49 @@ export function hostileDocuments(limits: QueryLimits): fc.Arbitrary<HostileDocum
           );
           return {
             query: `{ ...C0 } ${cycle.join(' ')}`,
-            by: ['maxRepeats', 'maxSelections'] as LimitName[],
+            by: ['maxRepeats', 'maxSelections', 'maxFragments', 'maxArguments', 'maxValues'] as LimitName[],
           };
         }),
+      // Argument duplication, and arguments the field does not have (graphql names every duplicate in one error).
+      fc
+        .tuple(fc.integer({ min: limits.maxArguments + 1, max: 2500 }), fc.boolean())
+        .map(([count, duplicate]) => ({
+          query: `{ events(${Array.from({ length: count }, (_, index) => (duplicate ? 'first: 1' : `x${index}: 1`)).join(' ')}) { nodes { id } } }`,
+          by: ['maxArguments'] as LimitName[],
+        })),
+      // Value overloading: long lists and wide objects in an argument (short values, to fit many).
+      fc.tuple(fc.integer({ min: limits.maxValues + 1, max: 9000 }), fc.boolean()).map(([count, list]) => ({
+        query: list
+          ? `{ events(filter: { eventTypes: [${'1 '.repeat(count)}] }) { nodes { id } } }`
+          : `{ events(filter: { ${'s: 1 '.repeat(count)} }) { nodes { id } } }`,
+        by: ['maxValues'] as LimitName[],
+      })),
+      // Variable duplication and overloading.
+      fc
+        .tuple(fc.integer({ min: limits.maxVariables + 1, max: 2500 }), fc.boolean())
+        .map(([count, duplicate]) => ({
+          query: `query(${Array.from({ length: count }, (_, index) => (duplicate ? '$a: Int' : `$a${index}: Int`)).join(' ')}) { __typename }`,
+          by: ['maxVariables'] as LimitName[],
+        })),
+      // Many operations, each walked again by graphql's variable rules.
+      fc
+        .tuple(fc.integer({ min: limits.maxOperations + 1, max: 1500 }), fc.boolean())
+        .map(([count, named]) => ({
+          query: Array.from(
+            { length: count },
+            (_, index) => `${named ? `query q${index}` : ''}{ __typename }`,
+          ).join(' '),
+          by: ['maxOperations'] as LimitName[],
+        })),
+      // Long fragment chains and cycles: many definitions, one error naming every fragment of a cycle.
+      fc
+        .tuple(fc.integer({ min: limits.maxFragments + 1, max: 800 }), fc.boolean())
+        .map(([count, cycle]) => ({
+          query:
+            `{ ...F0 } ${Array.from({ length: count }, (_, index) => `fragment F${index} on Query { ...F${cycle ? (index + 1) % count : index + 1} }`).join(' ')}` +
+            (cycle ? '' : ` fragment F${count} on Query { __typename }`),
+          by: ['maxFragments'] as LimitName[],
+        })),
       // Deep nesting: real lists of lists (introspection), or names the schema does not have.
       fc.integer({ min: limits.maxDepth + 1, max: 1500 }).chain((levels) =>
         fc.constantFrom(
