@@ -1,13 +1,14 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { AppError, badRequest } from '../errors.js';
-import { inexactNumbers } from '../ingest/exact-numbers.js';
+import { textChangedByParsing } from '../ingest/json-text.js';
 
 /**
  * Reads a JSON request body of at most `limitBytes`: the value, and the text it
  * was parsed from. A declared length over the limit is refused before a byte is read.
  * Refuses what parsing would silently change: bytes that are not UTF-8 (decoding
- * would replace them with U+FFFD) and numbers a double cannot hold exactly.
+ * would replace them with U+FFFD), numbers a double cannot hold exactly, and
+ * repeated keys.
  * @throws AppError UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE or BAD_REQUEST (malformed JSON,
  * invalid UTF-8, inexact numbers, each named as such).
  */
@@ -39,10 +40,10 @@ export async function readJsonBody(
   } catch (error) {
     throw badRequest(`Malformed JSON: ${error instanceof Error ? error.message : 'cannot parse'}`);
   }
-  const inexact = inexactNumbers(text);
-  if (inexact.length > 0) {
-    const summary = inexact.map((problem) => `${problem.field} ${problem.message}`).join('; ');
-    throw badRequest(`Numbers that cannot be stored exactly: ${summary}`, inexact);
+  const changed = textChangedByParsing(text, value);
+  if (changed.length > 0) {
+    const summary = changed.map((problem) => `${problem.field} ${problem.message}`).join('; ');
+    throw badRequest(`JSON that would not be stored as sent: ${summary}`, changed);
   }
   return { value, text };
 }

@@ -1,7 +1,8 @@
 import type { FieldProblem } from '../errors.js';
 
 /**
- * JSON numbers that a JavaScript number cannot hold exactly. `JSON.parse`
+ * JSON text that parsing changes silently: numbers that a JavaScript number
+ * cannot hold exactly, and repeated keys. `JSON.parse`
  * turns `12345678901234567890` into 12345678901234567000, `1e400` into
  * Infinity (stored as `null` by `JSON.stringify`) and `1e-400` into 0, without
  * a word; an audit trail must not change what it was sent, so such bodies are
@@ -75,19 +76,62 @@ export function inexactNumberMessage(literal: string): string {
 
 interface Container {
   array: boolean;
+  /** An object's keys so far. */
+  keys?: Set<string>;
   /** The current member's key (objects) or index (arrays). */
   at: string | number;
   /** In an object: the next string is a key. */
   expectKey: boolean;
 }
 
+const DUPLICATE_KEY = 'is a repeated key: parsing keeps only the last value; send each key once';
+
+/** Object keys in a parsed value, counted without recursion (a body nests at most as deep as its text). */
+function keyCount(value: unknown): number {
+  let count = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const current = pending.pop();
+    if (current === null || typeof current !== 'object') continue;
+    if (Array.isArray(current)) {
+      for (const item of current) pending.push(item);
+      continue;
+    }
+    for (const key in current) {
+      count += 1;
+      pending.push((current as Record<string, unknown>)[key]);
+    }
+  }
+  return count;
+}
+
+const MEMBER_COLON = /"\s*:/g;
+
 /**
- * The numbers of a JSON text that parsing would change, each named by its
- * dotted path (`payload.amount`, `[3].payload.ids.0`: the form of field problems).
- * `text` must be valid JSON (it has been parsed already).
+ * Whether the text may hold a repeated key: each object member of the text has
+ * a quote then a colon, so as many of those as keys in the parsed value means
+ * no key was repeated (and parsed away).
  */
-export function inexactNumbers(text: string): FieldProblem[] {
-  if (!MAYBE_INEXACT.test(text)) return [];
+function mayRepeatKeys(text: string, value: unknown): boolean {
+  let colons = 0;
+  MEMBER_COLON.lastIndex = 0;
+  while (MEMBER_COLON.test(text)) colons += 1;
+  return colons > keyCount(value);
+}
+
+/**
+ * What parsing a JSON text changed without a word, each named by its dotted
+ * path (`payload.amount`, `[3].payload.ids.0`: the form of field problems):
+ * numbers a double cannot hold exactly, and repeated keys, of which parsing
+ * keeps only the last. `value` is what `text` parsed to.
+ */
+export function textChangedByParsing(text: string, value: unknown): FieldProblem[] {
+  if (!MAYBE_INEXACT.test(text) && !mayRepeatKeys(text, value)) return [];
+  return scan(text);
+}
+
+/** The numbers that parsing would change, and repeated keys; `text` must be valid JSON. */
+function scan(text: string): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const stack: Container[] = [];
   const pathOf = () => {
@@ -103,7 +147,7 @@ export function inexactNumbers(text: string): FieldProblem[] {
     const top = stack.at(-1);
     switch (char) {
       case '{':
-        stack.push({ array: false, at: '', expectKey: true });
+        stack.push({ array: false, at: '', expectKey: true, keys: new Set() });
         index += 1;
         break;
       case '[':
@@ -127,6 +171,8 @@ export function inexactNumbers(text: string): FieldProblem[] {
           const key = JSON.parse(text.slice(index, end + 1)) as string;
           top.at = key.length > 64 ? key.slice(0, 64) : key;
           top.expectKey = false;
+          if (top.keys!.has(key)) problems.push({ field: pathOf(), message: DUPLICATE_KEY });
+          top.keys!.add(key);
         }
         index = end + 1;
         break;
