@@ -109,7 +109,10 @@ export async function createRedisRateLimiter(
   let closed = false;
 
   const release = (key: string, lease: Lease) => {
-    if (lease.held > 0) giveBack.push({ key, bucket: lease.bucket, count: lease.held });
+    if (lease.held > 0) {
+      giveBack.push({ key, bucket: lease.bucket, count: lease.held });
+      scheduleSweep(clock()); // soon, should no call come first
+    }
     lease.held = 0;
     leases.delete(key);
   };

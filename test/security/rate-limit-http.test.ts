@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKeyService } from '../../src/security/api-keys.js';
-import { startTestApp, type TestApp } from '../support/app.js';
+import { startTestApp, type Backend, type TestApp } from '../support/app.js';
 import { postgresAvailable, redisAvailable } from '../support/services.js';
 
 const BODY = JSON.stringify({ session_id: 'rate-limit', event_type: 'review_started', payload: {} });
@@ -140,3 +140,51 @@ describe.skipIf(!(postgresAvailable && redisAvailable))(
     }, 120_000);
   },
 );
+
+/** graphql-rate-limit's field limit on `analytics` (120 a minute per key), through the limiter's fieldStore. */
+async function analyticsUntilRefused(app: TestApp): Promise<{ allowed: number; code: unknown }> {
+  // Its own request limit above the field's, so the field limit is what refuses.
+  const { secret } = await createApiKeyService({ store: app.running.backends.apiKeys }).create({
+    name: 'analytics reader',
+    scopes: ['read'],
+    rateLimitPerMinute: 1000,
+  });
+  const ask = async () => {
+    const response = await fetch(`${app.baseUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'x-api-key': secret, 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ analytics(days: 1) { usage { totalEvents } } }' }),
+    });
+    return (await response.json()) as { errors?: Array<{ extensions?: { code?: string } }> };
+  };
+  for (let allowed = 0; allowed <= 200; allowed += 1) {
+    const answer = await ask();
+    if (answer.errors !== undefined) return { allowed, code: answer.errors[0]?.extensions?.code };
+  }
+  return { allowed: Number.POSITIVE_INFINITY, code: undefined };
+}
+
+for (const backend of ['embedded', 'postgres+redis'] as Backend[]) {
+  describe.skipIf(backend !== 'embedded' && !(postgresAvailable && redisAvailable))(
+    `limits on ${backend}`,
+    () => {
+      let app: TestApp;
+      beforeAll(async () => {
+        app = await startTestApp(backend, { env: { RATE_LIMIT_PER_MINUTE: '100' } });
+      }, 60_000);
+      afterAll(async () => {
+        await app?.stop();
+      });
+
+      it('100 a minute: 110 requests from 16 connections get 100 202s, then 429', async () => {
+        const answers = await send([app], app.keys.ingestOnly, 110, 16, (i) => i);
+        expect(accepted(answers)).toBe(100);
+        expect(answers.filter((answer) => answer.status === 429)).toHaveLength(10);
+      }, 60_000);
+
+      it('keeps GraphQL field limits: analytics past 120 a minute is RATE_LIMITED', async () => {
+        expect(await analyticsUntilRefused(app)).toEqual({ allowed: 120, code: 'RATE_LIMITED' });
+      }, 120_000);
+    },
+  );
+}
