@@ -85,6 +85,10 @@ return {replayed, missing}
  */
 const FLUSH_AT_BODIES = 16;
 
+/** An id XRANGE takes: ENTRY_ID's shape with both parts within 64 bits (Redis refuses larger ones with an error). */
+const isStreamId = (id: string): boolean =>
+  ENTRY_ID.test(id) && id.split('-').every((part) => BigInt(part) <= 18_446_744_073_709_551_615n);
+
 type StreamReply = Array<[stream: string, entries: Array<[id: string, fields: string[]] | null>]> | null;
 
 interface BoundedRedis extends Redis {
@@ -296,8 +300,8 @@ export async function createRedisQueue(options: RedisQueueOptions): Promise<Even
     },
 
     async replayDeadLetters(ids) {
-      const wellFormed = ids.filter((id) => ENTRY_ID.test(id));
-      const malformed = ids.filter((id) => !ENTRY_ID.test(id));
+      const wellFormed = ids.filter(isStreamId);
+      const malformed = ids.filter((id) => !isStreamId(id));
       if (wellFormed.length === 0) return { replayed: [], missing: [...new Set(malformed)] };
       const answer = await commands.replayDeadLetters(
         options.stream,

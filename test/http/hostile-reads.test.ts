@@ -314,6 +314,46 @@ for (const backend of ['embedded', 'postgres+redis'] as const satisfies readonly
       );
     }, 300_000);
 
+    it('answers hostile dead-letter ids to replay over REST and GraphQL with 2xx or a 4xx naming ids, never 5xx', async () => {
+      const ids = fc.array(
+        fc.oneof(
+          hostileText,
+          fc
+            .tuple(fc.bigInt({ min: 0n, max: 2n ** 70n }), fc.bigInt({ min: 0n, max: 2n ** 70n }))
+            .map(([ms, n]) => `${ms}-${n}`),
+        ),
+        { maxLength: 4 },
+      );
+      await fc.assert(
+        fc.asyncProperty(ids, async (list) => {
+          const rest = await fetch(`${app.baseUrl}/dead-letters/replay`, {
+            method: 'POST',
+            headers: { 'x-api-key': app.keys.admin, 'content-type': 'application/json' },
+            body: JSON.stringify({ ids: list }),
+          });
+          const text = await rest.text();
+          expect(rest.status, `replay ${JSON.stringify(list)}: ${text}`).toBeLessThan(500);
+          if (rest.status === 400)
+            expect(namesParameter(JSON.parse(text) as ErrorBody, 'ids'), text).toBe(true);
+          const graphql = await fetch(`${app.baseUrl}/graphql`, {
+            method: 'POST',
+            headers: { 'x-api-key': app.keys.admin, 'content-type': 'application/json' },
+            body: JSON.stringify({
+              query: 'mutation($v: [ID!]!) { replayDeadLetters(ids: $v) { replayed missing } }',
+              variables: { v: list },
+            }),
+          });
+          checkGraphQLAnswer(
+            graphql.status,
+            await graphql.text(),
+            'ids',
+            `replayDeadLetters ${JSON.stringify(list)}`,
+          );
+        }),
+        { numRuns: 300 },
+      );
+    }, 300_000);
+
     it.each([
       ['/events?session_id=%00', 'session_id'],
       ['/events?session_id=a%00b', 'session_id'],
