@@ -21,7 +21,7 @@ import { contextOf, type GraphQLServices, type LiveOperation } from './context.j
 import type { QueryLimits } from './limits.js';
 import { authorizeLive, createLiveKeyWatch } from './live-keys.js';
 import { liveIterator } from './live-iterator.js';
-import { createOperationPreparer, isClientMessage } from './ws-operation.js';
+import { createOperationPreparer, isClientMessage, refusalOfChangedText } from './ws-operation.js';
 
 export interface LiveLimits {
   maxSubscriptionsPerConnection: number;
@@ -321,6 +321,11 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
             const text = rawText(data);
             if (!isClientMessage(text)) {
               socket.close(CloseCode.BadRequest, 'Invalid message received');
+              return;
+            }
+            const refusal = refusalOfChangedText(text);
+            if (refusal !== undefined) {
+              socket.send(refusal);
               return;
             }
             handle(text).catch((error: unknown) => closeFor(socket, error));

@@ -12,6 +12,7 @@ import {
 } from 'graphql';
 import { MessageType } from 'graphql-ws';
 import { queryLimitRules, type QueryLimits } from './limits.js';
+import { textChangedByParsing } from '../ingest/json-text.js';
 
 /** What a graphql-ws `subscribe` message carries (graphql-ws has already checked its shape). */
 export interface SubscribePayload {
@@ -121,4 +122,33 @@ export function isClientMessage(text: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The error frame of a subscribe message whose JSON text parsing would change
+ * (numbers a double cannot hold, repeated keys), as over HTTP: refused as that
+ * operation's error rather than run on altered variables.
+ */
+export function refusalOfChangedText(text: string): string | undefined {
+  if (!text.includes('"subscribe"')) return undefined;
+  let message: { id?: unknown; type?: unknown };
+  try {
+    message = JSON.parse(text) as { id?: unknown; type?: unknown };
+  } catch {
+    return undefined; // graphql-ws answers malformed messages itself
+  }
+  if (message.type !== 'subscribe' || typeof message.id !== 'string') return undefined;
+  const problems = textChangedByParsing(text, message);
+  if (problems.length === 0) return undefined;
+  const summary = problems.map((problem) => `${problem.field} ${problem.message}`).join('; ');
+  return JSON.stringify({
+    id: message.id,
+    type: 'error',
+    payload: [
+      {
+        message: `JSON that would not be stored as sent: ${summary}`,
+        extensions: { code: 'BAD_USER_INPUT', fields: problems },
+      },
+    ],
+  });
 }

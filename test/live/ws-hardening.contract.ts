@@ -248,6 +248,13 @@ export function wsHardeningContract(backend: Backend, options: { skip?: boolean 
           variables: { i: { sessionId: session, eventType: 'review_started' } },
         },
       });
+      // Variables whose text parsing would change are that operation's error, as over HTTP.
+      socket.send(
+        `{"id":"inexact","type":"subscribe","payload":{"query":"mutation($i: LogEventInput!) { logEvent(input: $i) { eventId } }","variables":{"i":{"sessionId":"${session}","eventType":"review_started","payload":{"n":12345678901234567890}}}}}`,
+      );
+      const inexact = await socket.outcome('inexact');
+      expect(inexact.close).toBeUndefined();
+      expect(firstErrorOf(inexact.messages[0]!)?.extensions?.code).toBe('BAD_USER_INPUT');
       const [logged] = (await socket.outcome('mutation')).messages;
       const eventId = (logged?.payload as { data: { logEvent: { eventId: string } } }).data.logEvent.eventId;
       const delivered = await socket.next(
