@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FieldProblem } from '../errors.js';
+import { INSTANT_RANGE, isStorableInstant, isStorableText } from '../store/storable.js';
 
 /** The spec's event types (logging-service v2, "Event Types"). */
 export const EVENT_TYPES = [
@@ -25,10 +26,6 @@ export const unlessMissing =
   (issue: { input?: unknown }): string =>
     issue.input === undefined ? 'is required' : message;
 
-/** The instants PostgreSQL's timestamptz and ISO 8601 text both hold: years 0001 to 9999 in UTC. */
-const EARLIEST_INSTANT_MS = Date.parse('0001-01-01T00:00:00.000Z');
-const LATEST_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
-
 /**
  * Why a client's ISO 8601 date-time (already of the right form) cannot be
  * stored as sent, or undefined: it is kept to the millisecond (timestamptz(3))
@@ -40,9 +37,7 @@ export function unstorableTimeProblem(value: string): string | undefined {
   const fraction = /\.(\d+)/.exec(value)?.[1];
   if (fraction !== undefined && fraction.length > 3 && !/^0+$/.test(fraction.slice(3)))
     return 'must have at most millisecond precision (3 fractional digits): times are stored to the millisecond';
-  const instant = Date.parse(value);
-  if (!(instant >= EARLIEST_INSTANT_MS && instant <= LATEST_INSTANT_MS))
-    return 'must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z once its offset is applied';
+  if (!isStorableInstant(Date.parse(value))) return `${INSTANT_RANGE} once its offset is applied`;
   return undefined;
 }
 
@@ -398,7 +393,7 @@ function visit(walk: Walk, current: unknown, path: string, depth: number): void 
 function checkString(walk: Walk, text: string, path: string, what: '' | 'key '): void {
   if (text.length > MAX_STRING_LENGTH) {
     walk.problems.push({ field: path, message: `${what}is longer than ${MAX_STRING_LENGTH} characters` });
-  } else if (text.includes('\u0000') || !text.isWellFormed()) {
+  } else if (!isStorableText(text)) {
     walk.problems.push({ field: path, message: `${what}${unstorableMessage}` });
   }
 }
