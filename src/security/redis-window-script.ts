@@ -65,7 +65,8 @@ for i = 1, #KEYS do
   local taken = granted + leased
   if taken > 0 then
     counts[current] = (counts[current] or 0) + taken
-    redis.call('HINCRBY', key, current, taken)
+    -- Formatted as an integer: Lua would print a large number as %.14g.
+    redis.call('HINCRBY', key, string.format('%d', current), taken)
     redis.call('PEXPIRE', key, span * bucketMs)
   end
   local need = 1
