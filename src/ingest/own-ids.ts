@@ -49,15 +49,13 @@ export function createOwnIdCheck({ storedEvents, idClaims }: OwnIdDeps) {
     const stored = storedEvents
       ? await storedEvents.compareWithStored(unclaimed)
       : new Map<string, IdReuse>();
-    const refused: IdClaim[] = [];
-    for (const [id, reuse] of stored) {
-      verdicts.set(id, reuse === 'different' ? 'conflict' : 'stored');
-      if (reuse === 'different') refused.push(...taken.filter((claim) => claim.id === id));
-    }
-    await release(refused);
+    for (const [id, reuse] of stored) verdicts.set(id, reuse === 'different' ? 'conflict' : 'stored');
+    // A claim just taken for an id the database holds for another event is not this event's to keep.
+    const refused = (claim: IdClaim) => stored.get(claim.id) === 'different';
+    await release(taken.filter(refused));
     return {
       verdicts,
-      release: () => release(taken.filter((claim) => !refused.includes(claim))),
+      release: () => release(taken.filter((claim) => !refused(claim))),
     };
   };
 }
