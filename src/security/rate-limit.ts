@@ -24,6 +24,7 @@ export interface RateLimiter {
   /**
    * Counts one request by `id` and says whether it is within `limit`: at once when the answer is
    * known in this process (a lease, the embedded window), else once the shared window answered.
+   * Rejects with SERVICE_UNAVAILABLE when the shared window cannot be reached.
    */
   hit(id: string, limit: number): RateLimitDecision | Promise<RateLimitDecision>;
   /** graphql-rate-limit's store for field-level limits, on the same backend. */
