@@ -11,7 +11,8 @@ import zlib from 'node:zlib';
  *
  * A write cut short by a power cut leaves a record whose length runs past the end of the file or
  * whose checksum does not match: reading stops there, and the file is truncated to the last whole
- * record, so a torn tail is dropped, never misread.
+ * record, so a torn tail is dropped, never misread. Segments are made filled with zeros (see
+ * disk-queue.ts): a zero length is where the records end.
  */
 export const RecordType = {
   /** Fields: id, body, id, body… — new entries (or live ones copied forward by compaction). */
@@ -149,11 +150,11 @@ export async function syncFile(file: string): Promise<void> {
   }
 }
 
-/** Writes all of `data` at the end of the file, however many calls that takes. */
-export async function appendAll(handle: FileHandle, data: Buffer): Promise<void> {
+/** Writes all of `data` at `position`, however many calls that takes. */
+export async function writeAllAt(handle: FileHandle, data: Buffer, position: number): Promise<void> {
   let written = 0;
   while (written < data.length) {
-    const { bytesWritten } = await handle.write(data, written, data.length - written);
+    const { bytesWritten } = await handle.write(data, written, data.length - written, position + written);
     written += bytesWritten;
   }
 }

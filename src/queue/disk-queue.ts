@@ -1,7 +1,7 @@
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { queueFull, serviceUnavailable } from '../errors.js';
-import { appendAll, encodeRecord, RecordType, scanSegments, segmentFileName, syncFile } from './disk-log.js';
+import { encodeRecord, writeAllAt, RecordType, scanSegments, segmentFileName, syncFile } from './disk-log.js';
 import { createDeferredAcks } from './deferred-acks.js';
 import { createQueueState } from './disk-queue-state.js';
 import { lockDirectory } from './dir-lock.js';
@@ -66,24 +66,41 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
   const { items, letters, segments, order } = state;
 
   let active: { number: number; handle: FileHandle };
+  /** The segment after the active one, made ahead so that moving to it never waits on the disk. */
+  let upcoming: Promise<{ number: number; handle: FileHandle } | undefined> | undefined;
   try {
     state.load(await scanSegments(dir));
-    const last = order.at(-1);
-    active =
-      last === undefined
-        ? await createSegment(1)
-        : { number: last, handle: await open(path.join(dir, segmentFileName(last)), 'a') };
+    // Appends go to a fresh segment: the last one's tail was cut to its last whole record.
+    active = activate(await createSegment((order.at(-1) ?? 0) + 1));
   } catch (error) {
     await lock.release();
     throw error;
   }
 
+  /**
+   * A segment file filled with zeros to `segmentBytes` and synced: writes into it then change no
+   * file size, so their fdatasync needs no journal commit (which on ext4 also flushes every other
+   * file's pending writes, PGlite's included): half the latency of appending, measured. A zero
+   * length ends the records, so the zeros read as the end of the log.
+   */
   async function createSegment(number: number) {
-    const handle = await open(path.join(dir, segmentFileName(number)), 'a');
-    // The new file's name must survive a power cut as well as what is written into it.
-    await syncFile(dir);
-    state.addSegment(number, 0);
+    const handle = await open(path.join(dir, segmentFileName(number)), 'w');
+    try {
+      const zeros = Buffer.alloc(Math.min(segmentBytes, 1024 * 1024));
+      for (let at = 0; at < segmentBytes; at += zeros.length)
+        await writeAllAt(handle, zeros.subarray(0, Math.min(zeros.length, segmentBytes - at)), at);
+      await handle.datasync();
+      // The new file's name must survive a power cut as well as what is written into it.
+      await syncFile(dir);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
     return { number, handle };
+  }
+  function activate(segment: { number: number; handle: FileHandle }) {
+    state.addSegment(segment.number, 0);
+    return segment;
   }
 
   let wakeReaders: Array<() => void> = [];
@@ -141,13 +158,13 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
     const segment = segments.get(active.number)!;
     try {
       if (broken !== undefined) throw broken;
-      await appendAll(active.handle, data);
+      await writeAllAt(active.handle, data, segment.size);
       await active.handle.datasync();
     } catch (error) {
       // Undo whatever part reached the file, so no caller refused here finds its entry later.
       if (broken === undefined) {
         try {
-          await active.handle.truncate(segment.size);
+          await writeAllAt(active.handle, Buffer.alloc(data.length), segment.size);
           await active.handle.datasync();
         } catch (undoError) {
           broken = undoError;
@@ -170,9 +187,16 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
 
   /** Starts a new segment when the current one is full; deletes (compacting first) the oldest. */
   async function maintain(): Promise<void> {
-    if (segments.get(active.number)!.size >= segmentBytes) {
+    const size = segments.get(active.number)!.size;
+    if (!upcoming && size * 2 >= segmentBytes) {
+      // In the background: the writer goes on meanwhile. A failure is tried again at the switch.
+      upcoming = createSegment(active.number + 1).catch(() => undefined);
+    }
+    if (size >= segmentBytes) {
+      const next = (await upcoming) ?? (await createSegment(active.number + 1));
+      upcoming = undefined;
       const previous = active.handle;
-      active = await createSegment(active.number + 1);
+      active = activate(next);
       await previous.close();
     }
     while (order.length > 1) {
@@ -340,6 +364,11 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
       wake();
       while (writing) await writerIdle;
       await active.handle.close();
+      const unused = await upcoming;
+      if (unused) {
+        await unused.handle.close();
+        await unlink(path.join(dir, segmentFileName(unused.number)));
+      }
       await lock.release();
     },
   };

@@ -1,4 +1,4 @@
-import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -32,9 +32,15 @@ const openQueue = async (dir: string, options: Partial<DiskQueueOptions> = {}) =
  * The folder as a SIGKILL would leave it: written data is in the kernel's hands, nothing in this
  * process's memory. Copied while the queue is still open, and opened as another folder.
  */
-const crashCopy = async (dir: string) => {
+const crashCopy = async (dir: string): Promise<string> => {
   const copy = await folder();
-  await cp(dir, copy, { recursive: true });
+  try {
+    await cp(dir, copy, { recursive: true });
+  } catch (error) {
+    // A segment deleted while being copied: a real crash leaves the folder as of one instant.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return crashCopy(dir);
+  }
   return copy;
 };
 const segmentFiles = async (dir: string) =>
@@ -152,9 +158,13 @@ describe('on-disk queue: torn and damaged files', () => {
     await queue.enqueue(['kept']);
     await queue.close();
     const file = path.join(dir, segmentFileName(1));
-    const whole = (await stat(file)).size;
+    const { validBytes: whole } = decodeRecords(await readFile(file));
+    expect(whole).toBeGreaterThan(0);
+    // What a power cut leaves: the start of a record after the last whole one, zeros after it.
     const torn = encodeRecord(RecordType.Enqueue, ['9-0', 'torn']);
-    await appendFile(file, torn.subarray(0, torn.length - 3));
+    const handle = await open(file, 'r+');
+    await handle.write(torn, 0, torn.length - 3, whole);
+    await handle.close();
 
     const reopened = await openQueue(dir);
     expect((await stat(file)).size).toBe(whole);
@@ -171,7 +181,7 @@ describe('on-disk queue: writing', () => {
     const queue = await openQueue(dir);
     await queue.enqueue(['warm-up']);
     const events: string[] = [];
-    const handle = await import('node:fs/promises').then((fs) => fs.open(path.join(dir, 'probe'), 'w'));
+    const handle = await open(path.join(dir, 'probe'), 'w');
     const prototype = Object.getPrototypeOf(handle) as { datasync(): Promise<void> };
     await handle.close();
     const datasync = prototype.datasync;
@@ -194,7 +204,7 @@ describe('on-disk queue: writing', () => {
     const dir = await folder();
     const queue = await openQueue(dir);
     await queue.enqueue(['before']);
-    const handle = await import('node:fs/promises').then((fs) => fs.open(path.join(dir, 'probe'), 'w'));
+    const handle = await open(path.join(dir, 'probe'), 'w');
     const prototype = Object.getPrototypeOf(handle) as { datasync(): Promise<void> };
     await handle.close();
     vi.spyOn(prototype, 'datasync').mockRejectedValueOnce(
@@ -218,7 +228,8 @@ describe('on-disk queue: writing', () => {
       await queue.ack((await queue.read('c', 10, 0)).map((entry) => entry.id));
     }
     await queue.enqueue(['last']);
-    expect((await segmentFiles(dir)).length).toBeLessThanOrEqual(2);
+    // At most the one written to, the one before it, and the next one made ahead.
+    expect((await segmentFiles(dir)).length).toBeLessThanOrEqual(3);
     await queue.close();
     const reopened = await openQueue(dir, { segmentBytes: 2048 });
     expect(bodiesOf(await reopened.read('c', 10, 0))).toEqual(['last']);
@@ -236,7 +247,7 @@ describe('on-disk queue: writing', () => {
     }
     const files = await segmentFiles(dir);
     expect(files).not.toContain(segmentFileName(1));
-    expect(files.length).toBeLessThanOrEqual(2);
+    expect(files.length).toBeLessThanOrEqual(3);
     const after = await openQueue(await crashCopy(dir), { segmentBytes: 4096 });
     expect(await after.read('c', 10, 0)).toEqual([held]);
     expect(await after.listDeadLetters(10)).toMatchObject([{ originalId: poison!.id, body: 'poison' }]);
