@@ -40,7 +40,7 @@ async function logEvents(app: TestApp, count: number): Promise<string[]> {
         session_id: index,
         event_type: 'llm_feedback_received',
         payload: { model: 'gpt-4o', cost_usd: 0.25 * index, success: index % 2 === 0, note: 'ünïcode ✓' },
-        timestamp: '2026-11-26T15:00:00.123456+01:00',
+        timestamp: '2026-11-26T15:00:00.123000+01:00',
       })),
     ),
   });
