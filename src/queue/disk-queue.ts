@@ -1,10 +1,10 @@
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { queueFull, serviceUnavailable } from '../errors.js';
+import { lockDataFolder } from '../store/data-dir-lock.js';
 import { encodeRecord, writeAllAt, RecordType, scanSegments, segmentFileName, syncFile } from './disk-log.js';
 import { createDeferredAcks } from './deferred-acks.js';
 import { createQueueState } from './disk-queue-state.js';
-import { lockDirectory } from './dir-lock.js';
 import {
   QUEUE_FULL_RETRY_AFTER_SECONDS,
   type DeadLetter,
@@ -53,14 +53,15 @@ interface Job {
  * and when only a little of it is (a few long-held entries, dead letters), that little is copied
  * to the newest segment first. The folder is locked to one process: at open, every entry not
  * acknowledged is waiting again, since the consumers that held it were in a process now gone.
- * @throws ConfigError when another live process has the folder open.
+ * @throws DataFolderInUseError (a ConfigError) when another live process has the folder open.
  */
 export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQueue> {
   const { dir, maxLength } = options;
   const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
   const now = options.now ?? Date.now;
   await mkdir(dir, { recursive: true });
-  const lock = await lockDirectory(dir);
+  // As PGlite's folder is: two processes appending to one queue would lose entries.
+  const lock = await lockDataFolder(dir);
 
   const state = createQueueState(now);
   const { items, letters, segments, order } = state;

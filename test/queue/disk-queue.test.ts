@@ -7,6 +7,7 @@ import { ConfigError } from '../../src/config/index.js';
 import { AppError } from '../../src/errors.js';
 import { decodeRecords, encodeRecord, RecordType, segmentFileName } from '../../src/queue/disk-log.js';
 import { openDiskQueue, type DiskQueueOptions } from '../../src/queue/disk-queue.js';
+import { LOCK_FILE } from '../../src/store/data-dir-lock.js';
 import type { EventQueue } from '../../src/queue/event-queue.js';
 import { eventually } from '../support/app.js';
 
@@ -310,19 +311,19 @@ describe('on-disk queue: one process per folder', () => {
     await openQueue(dir);
     const refused = await openDiskQueue({ dir, maxLength: 10 }).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ConfigError);
-    expect((refused as ConfigError).message).toContain(path.join(dir, 'lock'));
+    expect((refused as ConfigError).message).toContain(path.join(dir, LOCK_FILE));
   });
 
   it('takes over the lock of a process that is gone', async () => {
     const dir = await folder();
     // No process has pid 2^22 + 1 (above Linux's pid_max).
     await writeFile(
-      path.join(dir, 'lock'),
+      path.join(dir, LOCK_FILE),
       `4194305 ${(await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '-')).trim()}\n`,
     );
     const queue = await openQueue(dir);
     await queue.enqueue(['ok']);
-    expect(await readFile(path.join(dir, 'lock'), 'utf8')).toMatch(new RegExp(`^${process.pid} `));
+    expect(await readFile(path.join(dir, LOCK_FILE), 'utf8')).toMatch(new RegExp(`^${process.pid} `));
   });
 
   it('releases the folder on close, for the next opener', async () => {
