@@ -2,11 +2,14 @@ import { GraphQLError, type ASTVisitor, type ValidationContext, type ValidationR
 import { getGraphQLRateLimiter, type Store } from 'graphql-rate-limit';
 import type { GraphQLResolveInfo } from 'graphql';
 import { AppError } from '../errors.js';
-import { measureDocument } from './measure-document.js';
+import { measureDocument, type Refusal } from './measure-document.js';
+import { scanQueryText } from './scan-query-text.js';
 
 export interface QueryLimits {
   /** Longest query text accepted, in characters; checked before parsing. */
   maxQueryLength: number;
+  /** Brackets (`{`, `[`, `(`) open at once; checked before parsing, whose recursion would overflow. */
+  maxNesting: number;
   maxDepth: number;
   maxAliases: number;
   /** Each field costs 1, multiplied by the page size (`first`, `limit`, or their default) of the lists around it. */
@@ -36,6 +39,7 @@ export interface QueryLimits {
 
 export const DEFAULT_QUERY_LIMITS: QueryLimits = {
   maxQueryLength: 20_000,
+  maxNesting: 128,
   maxDepth: 12,
   maxAliases: 30,
   maxCost: 50_000,
@@ -73,15 +77,38 @@ function documentRule(context: ValidationContext, limits: QueryLimits): ASTVisit
       enter(document) {
         const { refusal } = measureDocument(document, context.getSchema(), limits);
         if (!refusal) return undefined;
-        context.reportError(
-          new GraphQLError(refusal.message, {
-            extensions: { code: 'GRAPHQL_VALIDATION_FAILED', limit: refusal.limit, http: { status: 400 } },
-          }),
-        );
+        context.reportError(limitError(refusal));
         return null;
       },
     },
   };
+}
+
+/**
+ * Refuses query text before it is parsed, once it is known to be too long, to
+ * nest too deep, or to hold more selections than maxSelections (a scan of
+ * its characters: see scanQueryText). Parsing is most of what refusing a
+ * large document costs, and what the validation rules cannot spare.
+ *
+ * @returns the error to answer with, undefined when the text may be parsed:
+ *   QUERY_TOO_LARGE (HTTP 413) over maxQueryLength; GRAPHQL_VALIDATION_FAILED
+ *   (400, naming the limit) past maxNesting or maxSelections, as the
+ *   validation rules answer the limits they check after parsing.
+ */
+export function refuseQueryText(query: string, limits: QueryLimits): GraphQLError | undefined {
+  if (query.length > limits.maxQueryLength) {
+    return new GraphQLError(`Query text exceeds ${limits.maxQueryLength} characters.`, {
+      extensions: { code: 'QUERY_TOO_LARGE', http: { status: 413 } },
+    });
+  }
+  const { refusal } = scanQueryText(query, limits);
+  return refusal && limitError(refusal);
+}
+
+function limitError(refusal: Refusal): GraphQLError {
+  return new GraphQLError(refusal.message, {
+    extensions: { code: 'GRAPHQL_VALIDATION_FAILED', limit: refusal.limit, http: { status: 400 } },
+  });
 }
 
 /**

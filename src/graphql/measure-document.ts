@@ -35,7 +35,7 @@ export interface ShapeLimits {
 }
 
 /** Which limit a document went over: the name of its QueryLimits property. */
-export type LimitName = keyof ShapeLimits;
+export type LimitName = keyof ShapeLimits | 'maxNesting';
 
 export interface Refusal {
   limit: LimitName;
@@ -120,12 +120,17 @@ export function measureDocument(
 }
 
 function tooManySelections(limits: ShapeLimits): LimitPassed {
-  return new LimitPassed({
+  return new LimitPassed(selectionsRefusal(limits.maxSelections));
+}
+
+/** The refusal for more than `maxSelections` selections, also given before parsing (scan-query-text.ts). */
+export function selectionsRefusal(maxSelections: number): Refusal {
+  return {
     limit: 'maxSelections',
     message:
-      `Document has more than ${limits.maxSelections} selections (fields, fragment spreads and inline ` +
-      `fragments, a fragment counted at each spread); the limit is ${limits.maxSelections}.`,
-  });
+      `Document has more than ${maxSelections} selections (fields, fragment spreads and inline ` +
+      `fragments, a fragment counted at each spread); the limit is ${maxSelections}.`,
+  };
 }
 
 /** What pass 1 counts, with the limit each count is held to and how a refusal names it. */

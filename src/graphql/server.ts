@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { AppError, graphqlCodeOf } from '../errors.js';
 import { toAppError } from '../http/error-response.js';
 import type { Route, RouteContext, RouteResult } from '../http/server.js';
@@ -12,7 +12,7 @@ import { isDatabaseUnavailable } from '../store/database.js';
 import type { Logger } from '../observability/logger.js';
 import { presentedKey } from '../security/authenticate.js';
 import { createContextFunction, type GraphQLContext, type GraphQLServices } from './context.js';
-import { DEFAULT_QUERY_LIMITS, queryLimitRules, type QueryLimits } from './limits.js';
+import { DEFAULT_QUERY_LIMITS, queryLimitRules, refuseQueryText, type QueryLimits } from './limits.js';
 import { resolvers } from './resolvers.js';
 
 const SCHEMA_DIR = fileURLToPath(new URL('./schema/', import.meta.url));
@@ -126,19 +126,15 @@ export async function createGraphQLRoutes(
     const body = request.method === 'POST' ? await context.readJson() : undefined;
     const query =
       body && typeof body === 'object' && 'query' in body ? body.query : url.searchParams.get('query');
-    const tooLarge = typeof query === 'string' && query.length > limits.maxQueryLength;
+    // Text too long, too deeply nested or with too many selections is refused unparsed (refuseQueryText).
+    const refused = typeof query === 'string' ? refuseQueryText(query, limits) : undefined;
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: request.method ?? 'GET', headers, search: url.search, body },
       context: async () => {
         // Apollo asks for the context before parsing: the key is checked and counted first, so a
-        // refused document is a request like any other, then text too long is refused unparsed
-        // (parse time grows with the text, whatever the limits on its shape).
+        // refused document is a request like any other.
         const context = await contextFor(presentedKey(request.headers));
-        if (tooLarge) {
-          throw new GraphQLError(`Query text exceeds ${limits.maxQueryLength} characters.`, {
-            extensions: { code: 'QUERY_TOO_LARGE', http: { status: 413 } },
-          });
-        }
+        if (refused) throw refused;
         return context;
       },
     });

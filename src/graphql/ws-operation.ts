@@ -11,7 +11,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { MessageType } from 'graphql-ws';
-import { queryLimitRules, type QueryLimits } from './limits.js';
+import { queryLimitRules, refuseQueryText, type QueryLimits } from './limits.js';
 import { textChangedByParsing } from '../ingest/json-text.js';
 
 /** What a graphql-ws `subscribe` message carries (graphql-ws has already checked its shape). */
@@ -46,13 +46,8 @@ export function createOperationPreparer(options: {
   ];
 
   return (payload: SubscribePayload): ExecutionArgs | GraphQLError[] => {
-    if (payload.query.length > limits.maxQueryLength) {
-      return [
-        new GraphQLError(`Query text exceeds ${limits.maxQueryLength} characters.`, {
-          extensions: { code: 'QUERY_TOO_LARGE' },
-        }),
-      ];
-    }
+    const refused = refuseQueryText(payload.query, limits);
+    if (refused) return [withCode(refused, String(refused.extensions['code']))];
     let document;
     try {
       document = parse(payload.query);

@@ -5,6 +5,7 @@ import {
   parse,
   specifiedRules,
   validate,
+  visit,
   type ASTVisitor,
   type GraphQLError,
   type ValidationRule,
@@ -12,6 +13,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_QUERY_LIMITS, queryLimitRules } from '../../src/graphql/limits.js';
 import { maxWork, measureDocument } from '../../src/graphql/measure-document.js';
+import { scanQueryText } from '../../src/graphql/scan-query-text.js';
 import { createSchema } from '../../src/graphql/server.js';
 import { fields, hostileDocuments } from '../support/hostile-documents.js';
 
@@ -19,6 +21,37 @@ const schema = createSchema();
 const limits = DEFAULT_QUERY_LIMITS;
 const WORK_BOUND = maxWork(limits);
 const hostile = hostileDocuments(limits);
+const unlimited = { maxSelections: Number.MAX_SAFE_INTEGER, maxNesting: Number.MAX_SAFE_INTEGER };
+
+/** Field, FragmentSpread and InlineFragment nodes of the parsed text. */
+function selectionNodes(query: string): number {
+  let count = 0;
+  const selection = () => void (count += 1);
+  visit(parse(query), { Field: selection, FragmentSpread: selection, InlineFragment: selection });
+  return count;
+}
+
+/** Valid documents in every syntax the scan reads: aliases, strings and block strings, comments, directives, fragments. */
+const wellFormed = fc
+  .array(
+    fc.constantFrom(
+      'events(first: 2, filter: { sessionId: "a } { ... b: c \\" d", eventTypes: [review_started] }) { nodes { id } }',
+      'a: events(after: """ { x y ... on Query { z } \\""" ok """) { pageInfo { hasNextPage } }',
+      '__typename @include(if: true) @skip(if: false)',
+      '... on Query @include(if: true) { eventTypes { count } }',
+      '... @skip(if: false) { t: __typename }',
+      '...Frag',
+      '...on_ion',
+      '# { a b c } ... comment\n eventTypes { count }',
+      'b : analytics(days: 7) { days }',
+    ),
+    { minLength: 1, maxLength: 40 },
+  )
+  .map(
+    (parts) =>
+      `query Q($n: Int = 5, $s: String = "{ x }") @cached { ${parts.join(',\n')} } ` +
+      'fragment Frag on Query { __typename e: eventTypes { count } } fragment on_ion on Query { __typename }',
+  );
 
 /**
  * Validates as Apollo Server 5 does (one `validate()` with specifiedRules first,
@@ -88,6 +121,37 @@ describe('GraphQL documents are measured cheaply before graphql validates them',
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('counts the selections of any text that parses from its characters, as the parser would', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          wellFormed,
+          hostile.map(({ query }) => query),
+        ),
+        (query) => {
+          expect(scanQueryText(query, unlimited).selections).toBe(selectionNodes(query));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    const introspection = getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true });
+    expect(scanQueryText(introspection, unlimited).selections).toBe(selectionNodes(introspection));
+  });
+
+  it('refuses text before parsing past maxSelections, or nested past maxNesting where the parser overflows', () => {
+    const fieldNames = `{ ${'a '.repeat(9000)}}`;
+    expect(scanQueryText(fieldNames, limits)).toMatchObject({
+      selections: limits.maxSelections + 1,
+      refusal: { limit: 'maxSelections' },
+    });
+    const deep = `{ ${'a{'.repeat(50_000)}b${'}'.repeat(50_000)} }`;
+    expect(() => parse(deep)).toThrow(RangeError);
+    expect(scanQueryText(deep, limits).refusal?.limit).toBe('maxNesting');
+    const deepValue = `{ events(filter: ${'['.repeat(5000)}1${']'.repeat(5000)}) { nodes { id } } }`;
+    expect(scanQueryText(deepValue, limits).refusal?.message).toMatch(/nests brackets more than 128 deep/);
+    expect(scanQueryText(getIntrospectionQuery(), limits).refusal).toBe(undefined);
   });
 
   it('refuses 450 repeated events fields (19 KB) as too many selections, before graphql compares any pair', () => {

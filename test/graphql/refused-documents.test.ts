@@ -27,6 +27,8 @@ function firstAnswer(client: Client, query: string): Promise<{ errors?: unknown;
   });
 }
 
+/** Nested past what graphql's recursive parser survives (it throws RangeError near 3,000 levels). */
+const DEEP = `{ ${'a{'.repeat(5000)}b${'}'.repeat(5000)} }`;
 const REPEATED = `{ ${Array.from({ length: 450 }, () => 'events { nodes { id payload eventType } }').join('\n')} }`;
 
 describe.skipIf(!(postgresAvailable && redisAvailable))(
@@ -60,8 +62,8 @@ describe.skipIf(!(postgresAvailable && redisAvailable))(
       return { status: response.status, ...((await response.json()) as Omit<Answer, 'status'>) };
     };
 
-    it('over HTTP: over a shape limit, invalid, unparsable or too long, each is one request; the next is 429', async () => {
-      const secret = await keyLimitedTo(5);
+    it('over HTTP: over a shape limit, invalid, unparsable, too long or too deep, each is one request; the next is 429', async () => {
+      const secret = await keyLimitedTo(6);
       const refused = [
         await graphql(secret, REPEATED),
         await graphql(secret, '{ nope }'),
@@ -75,13 +77,16 @@ describe.skipIf(!(postgresAvailable && redisAvailable))(
             ${' '.repeat(20_001)}
           `,
         ),
+        await graphql(secret, DEEP),
       ];
       expect(refused.map((answer) => [answer.status, answer.errors?.[0]?.extensions?.code])).toEqual([
         [400, 'GRAPHQL_VALIDATION_FAILED'],
         [400, 'GRAPHQL_VALIDATION_FAILED'],
         [400, 'GRAPHQL_PARSE_FAILED'],
         [413, 'QUERY_TOO_LARGE'],
+        [400, 'GRAPHQL_VALIDATION_FAILED'],
       ]);
+      expect(refused[4]?.errors?.[0]?.extensions?.limit).toBe('maxNesting');
       expect(refused[0]?.errors?.[0]?.extensions?.limit).toBe('maxSelections');
 
       expect((await graphql(secret, '{ eventTypes { count } }')).status).toBe(200);
@@ -93,7 +98,7 @@ describe.skipIf(!(postgresAvailable && redisAvailable))(
     });
 
     it('over WebSocket: each refused subscribe is one request, then RATE_LIMITED, also over HTTP', async () => {
-      const secret = await keyLimitedTo(5);
+      const secret = await keyLimitedTo(6);
       const connection = connectLive(app.baseUrl, secret);
       live.push(connection);
       await connection.connected; // connection_init: the first request
@@ -102,16 +107,23 @@ describe.skipIf(!(postgresAvailable && redisAvailable))(
         await firstAnswer(connection.client, hostile),
         await firstAnswer(connection.client, 'subscription { nope }'),
         await firstAnswer(connection.client, `subscription { eventLogged { cursor } }${' '.repeat(20_001)}`),
+        // Deeper than graphql's parser can recurse: refused before parsing, the connection stays.
+        await firstAnswer(connection.client, `subscription ${DEEP}`),
       ];
       const codes = refused.map(
         (answer) => (answer.errors as Array<{ extensions?: { code?: string } }>)[0]?.extensions?.code,
       );
-      expect(codes).toEqual(['GRAPHQL_VALIDATION_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'QUERY_TOO_LARGE']);
+      expect(codes).toEqual([
+        'GRAPHQL_VALIDATION_FAILED',
+        'GRAPHQL_VALIDATION_FAILED',
+        'QUERY_TOO_LARGE',
+        'GRAPHQL_VALIDATION_FAILED',
+      ]);
       expect((refused[0]?.errors as Array<{ message: string }>)[0]?.message).toMatch(
         /`eventLogged\.cursor` is selected more than 10 times/,
       );
 
-      // The fifth request (a valid subscription) is allowed, the sixth refused.
+      // The sixth request (a valid subscription) is allowed, the seventh refused.
       const accepted = connection.client.subscribe(
         { query: 'subscription { eventLogged { cursor } }' },
         { next: () => undefined, error: () => undefined, complete: () => undefined },

@@ -127,11 +127,11 @@ export function hostileDocuments(limits: QueryLimits): fc.Arbitrary<HostileDocum
         fc.constantFrom(
           {
             query: `{ __schema { types { ${'fields { type { '.repeat(levels)} name ${'} } '.repeat(levels)} } } }`,
-            by: ['maxDepth', 'maxSelections'] as LimitName[],
+            by: ['maxDepth', 'maxSelections', 'maxNesting'] as LimitName[],
           },
           {
             query: `{ ${'a { '.repeat(levels)} b ${'} '.repeat(levels)} }`,
-            by: ['maxDepth', 'maxSelections'] as LimitName[],
+            by: ['maxDepth', 'maxSelections', 'maxNesting'] as LimitName[],
           },
         ),
       ),
