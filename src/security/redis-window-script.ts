@@ -61,7 +61,11 @@ for i = 1, #KEYS do
   local room = limit - total
   local granted = math.min(hits, math.max(0, room))
   local leased = 0
-  if granted == hits and cap > 0 then leased = math.max(0, math.min(cap, math.floor((room - hits) / share))) end
+  -- A lease is no larger than what the window held per bucket on average: a key asked a few times
+  -- a minute leases nothing (nothing to give back), a busy one up to the cap.
+  if granted == hits and cap > 0 then
+    leased = math.max(0, math.min(cap, math.floor((room - hits) / share), math.floor(total / span)))
+  end
   local taken = granted + leased
   if taken > 0 then
     counts[current] = (counts[current] or 0) + taken

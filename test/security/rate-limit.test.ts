@@ -206,33 +206,54 @@ describe.skipIf(!redisAvailable)('Redis rate limiter shared by processes', () =>
     expect(new Set(decisions.map((decision) => decision.remaining)).size).toBe(17);
   });
 
-  it('far below a limit, decides hits from units leased ahead, without asking Redis each time', async () => {
+  it('far below a limit, decides a busy key’s hits from units leased ahead, without asking Redis each time', async () => {
     const prefix = freshPrefix();
     const clock = { now: START };
     const limiter = await open(prefix, () => clock.now);
+    // A fresh key leases nothing: nothing is known of its rate yet.
     expect((await limiter.hit('busy', 10_000_000)).remaining).toBe(9_999_999);
-    expect(await windowTotal(prefix, 'busy')).toBe(257); // the hit and a lease of 256
+    expect(await windowTotal(prefix, 'busy')).toBe(1);
+    // Busy for a few seconds: 20,000 hits.
+    for (let second = 0; second < 4; second += 1) {
+      for (let i = 0; i < 5_000; i += 1) await limiter.hit('busy', 10_000_000);
+      clock.now += 1000;
+    }
+    // Now each lease is the cap, 256 (under the window's average per bucket, 20,001 / 61).
+    const first = await limiter.hit('busy', 10_000_000);
+    const counted = await windowTotal(prefix, 'busy');
+    expect(counted).toBe(20_002 + 256);
     const decisions: RateLimitDecision[] = [];
     for (let i = 0; i < 100; i += 1) decisions.push(await limiter.hit('busy', 10_000_000));
-    expect(await windowTotal(prefix, 'busy')).toBe(257);
+    expect(await windowTotal(prefix, 'busy')).toBe(counted);
     expect(decisions.map((decision) => decision.remaining)).toEqual(
-      Array.from({ length: 100 }, (_, i) => 9_999_998 - i),
+      Array.from({ length: 100 }, (_, i) => first.remaining - 1 - i),
     );
+  });
+
+  it('leases nothing for a key asked once in a while: no unit held, none to give back', async () => {
+    const prefix = freshPrefix();
+    const clock = { now: START };
+    const limiter = await open(prefix, () => clock.now);
+    for (let i = 0; i < 30; i += 1) {
+      await limiter.hit('calm', 100_000);
+      clock.now += 2000;
+    }
+    expect(await windowTotal(prefix, 'calm')).toBe(30);
   });
 
   it('gives unused leased units back when their bucket ends, so the window counts only what was used', async () => {
     const prefix = freshPrefix();
     const clock = { now: START };
     const limiter = await open(prefix, () => clock.now);
-    for (let i = 0; i < 10; i += 1) await limiter.hit('spare', 100_000);
-    expect(await windowTotal(prefix, 'spare')).toBeGreaterThan(10);
+    // 2000 hits in the first bucket: busy enough to lease.
+    for (let i = 0; i < 2000; i += 1) await limiter.hit('spare', 100_000);
+    expect(await windowTotal(prefix, 'spare')).toBeGreaterThan(2000);
     clock.now += 1000; // the lease's bucket is over; the next hit asks Redis and gives the rest back
     await limiter.hit('spare', 100_000);
-    // 11 used, and a new lease taken in the new bucket.
     const redis = new Redis(REDIS_URL);
     try {
       const buckets = await redis.hgetall(`${prefix}:spare`);
-      expect(buckets[String(Math.floor(START / 1000))]).toBe('10');
+      expect(buckets[String(Math.floor(START / 1000))]).toBe('2000');
     } finally {
       redis.disconnect();
     }
@@ -242,10 +263,10 @@ describe.skipIf(!redisAvailable)('Redis rate limiter shared by processes', () =>
     const prefix = freshPrefix();
     const clock = { now: START };
     const leaving = await createRedisRateLimiter(REDIS_URL, prefix, { now: () => clock.now });
-    for (let i = 0; i < 3; i += 1) await leaving.hit('handover', 100_000);
-    expect(await windowTotal(prefix, 'handover')).toBeGreaterThan(3);
+    for (let i = 0; i < 2000; i += 1) await leaving.hit('handover', 100_000);
+    expect(await windowTotal(prefix, 'handover')).toBeGreaterThan(2000);
     await leaving.close();
-    expect(await windowTotal(prefix, 'handover')).toBe(3);
+    expect(await windowTotal(prefix, 'handover')).toBe(2000);
   });
 
   it('property: any number of processes and connections, arriving in any interleaving, get at least 99 and never over 100 of 110 hits', async () => {
