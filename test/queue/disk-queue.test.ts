@@ -1,4 +1,4 @@
-import { cp, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, open, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -177,27 +177,28 @@ describe('on-disk queue: torn and damaged files', () => {
 });
 
 describe('on-disk queue: writing', () => {
-  it('answers an enqueue only after its bytes were fsynced, and lets enqueues of one turn share one fsync', async () => {
+  it('answers an enqueue only after its synchronous write returned, and lets enqueues of one turn share one write', async () => {
     const dir = await folder();
     const queue = await openQueue(dir);
     await queue.enqueue(['warm-up']);
     const events: string[] = [];
     const handle = await open(path.join(dir, 'probe'), 'w');
-    const prototype = Object.getPrototypeOf(handle) as { datasync(): Promise<void> };
+    const prototype = Object.getPrototypeOf(handle) as { write(...args: unknown[]): Promise<unknown> };
     await handle.close();
-    const datasync = prototype.datasync;
-    vi.spyOn(prototype, 'datasync').mockImplementation(async function (this: unknown) {
-      events.push('fsync started');
-      await datasync.call(this);
-      events.push('fsync done');
+    const write = prototype.write;
+    vi.spyOn(prototype, 'write').mockImplementation(async function (this: unknown, ...args: unknown[]) {
+      events.push('write started');
+      const written = await write.apply(this, args);
+      events.push('write done');
+      return written;
     });
     await Promise.all(
       Array.from({ length: 50 }, (_, index) =>
         queue.enqueue([`e${index}`]).then(() => events.push('answered')),
       ),
     );
-    expect(events.slice(0, 3)).toEqual(['fsync started', 'fsync done', 'answered']);
-    expect(events.filter((event) => event === 'fsync started')).toHaveLength(1);
+    expect(events.slice(0, 3)).toEqual(['write started', 'write done', 'answered']);
+    expect(events.filter((event) => event === 'write started')).toHaveLength(1);
     expect(events.filter((event) => event === 'answered')).toHaveLength(50);
   });
 
@@ -206,10 +207,10 @@ describe('on-disk queue: writing', () => {
     const queue = await openQueue(dir);
     await queue.enqueue(['before']);
     const handle = await open(path.join(dir, 'probe'), 'w');
-    const prototype = Object.getPrototypeOf(handle) as { datasync(): Promise<void> };
+    const prototype = Object.getPrototypeOf(handle) as { write(): Promise<unknown> };
     await handle.close();
-    vi.spyOn(prototype, 'datasync').mockRejectedValueOnce(
-      Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }),
+    vi.spyOn(prototype, 'write').mockRejectedValueOnce(
+      Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }),
     );
     const refused = await queue.enqueue(['refused']).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(AppError);
@@ -220,6 +221,28 @@ describe('on-disk queue: writing', () => {
     const reopened = await openQueue(dir);
     expect(bodiesOf(await reopened.read('c', 10, 0))).toEqual(['before', 'after']);
   });
+
+  it.skipIf(process.platform !== 'linux')(
+    'writes its segment with O_DSYNC, so a write returns only once its bytes are durable',
+    async () => {
+      const dir = await folder();
+      const queue = await openQueue(dir);
+      await queue.enqueue(['x']);
+      const segment = path.join(dir, segmentFileName(1));
+      const fds = await readdir('/proc/self/fd');
+      const flags: string[] = [];
+      for (const fd of fds) {
+        const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+        if (target === segment) {
+          const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+          flags.push(/^flags:\s+(\d+)$/m.exec(info)![1]!);
+        }
+      }
+      expect(flags).toHaveLength(1);
+      // O_DSYNC is 010000 (octal) on Linux.
+      expect(parseInt(flags[0]!, 8) & 0o10000).toBe(0o10000);
+    },
+  );
 
   it('deletes segments once everything in them is acknowledged', async () => {
     const dir = await folder();
