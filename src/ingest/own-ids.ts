@@ -46,9 +46,7 @@ export function createOwnIdCheck({ storedEvents, idClaims }: OwnIdDeps) {
       if (idClaims && claimsToRelease.length > 0)
         await idClaims.release(claimsToRelease).catch(() => undefined);
     };
-    const stored = storedEvents
-      ? await storedEvents.compareWithStored(unclaimed)
-      : new Map<string, IdReuse>();
+    const stored = storedEvents ? await storedOrUnknown(storedEvents, unclaimed) : new Map<string, IdReuse>();
     for (const [id, reuse] of stored) verdicts.set(id, reuse === 'different' ? 'conflict' : 'stored');
     // A claim just taken for an id the database holds for another event is not this event's to keep.
     const refused = (claim: IdClaim) => stored.get(claim.id) === 'different';
@@ -58,4 +56,31 @@ export function createOwnIdCheck({ storedEvents, idClaims }: OwnIdDeps) {
       release: () => release(taken.filter((claim) => !refused(claim))),
     };
   };
+}
+
+/**
+ * How long the door waits for the database's answer before it accepts without
+ * it: ingest must not depend on the database (a PostgreSQL outage only delays
+ * storing). Without the answer, a reuse of an id older than its claim is caught
+ * by the worker instead, which sets the event aside as a conflict.
+ */
+const STORED_CHECK_MS = 250;
+
+async function storedOrUnknown(
+  storedEvents: NonNullable<OwnIdDeps['storedEvents']>,
+  events: readonly QueuedEvent[],
+): Promise<Map<string, IdReuse>> {
+  if (events.length === 0) return new Map();
+  let timer: NodeJS.Timeout | undefined;
+  const unknown = new Promise<Map<string, IdReuse>>((resolve) => {
+    timer = setTimeout(() => resolve(new Map()), STORED_CHECK_MS);
+  });
+  try {
+    return await Promise.race([
+      storedEvents.compareWithStored(events).catch(() => new Map<string, IdReuse>()),
+      unknown,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

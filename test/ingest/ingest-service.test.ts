@@ -79,4 +79,24 @@ describe('the ingest service', () => {
     await expect(ingest.accept(body(2), principal)).resolves.toEqual({ id: body(2).event_id });
     await queue.close();
   });
+
+  it('accepts an event naming its own id when the database cannot answer whether it is stored (down, or slow)', async () => {
+    for (const compareWithStored of [
+      () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),
+      () => new Promise<never>(() => undefined),
+    ]) {
+      const queue = createMemoryQueue({ maxLength: 10 });
+      const ingest = createIngestService({
+        queue,
+        loggingEnabled: true,
+        storedEvents: { compareWithStored },
+      });
+      const id = '019ac0de-0000-7000-8000-000000000002';
+      await expect(
+        ingest.accept({ session_id: 1, event_type: 'review_started', event_id: id }, principal),
+      ).resolves.toEqual({ id });
+      expect((await queue.stats()).depth).toBe(1);
+      await queue.close();
+    }
+  });
 });
