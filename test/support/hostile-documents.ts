@@ -111,7 +111,7 @@ export function hostileDocuments(limits: QueryLimits): fc.Arbitrary<HostileDocum
             { length: count },
             (_, index) => `${named ? `query q${index}` : ''}{ __typename }`,
           ).join(' '),
-          by: ['maxOperations'] as LimitName[],
+          by: ['maxOperations', 'maxSelections'] as LimitName[],
         })),
       // Long fragment chains and cycles: many definitions, one error naming every fragment of a cycle.
       fc
