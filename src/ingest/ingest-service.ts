@@ -4,13 +4,13 @@ import type { Principal } from '../security/authenticate.js';
 import { payloadFieldsValid, payloadSchemas } from './catalog.js';
 import { createIsoClock } from './clock.js';
 import { uuidv7 } from './uuid7.js';
+import { storabilityProblems } from './storability.js';
 import { createOwnIdCheck, type OwnIdCheck, type OwnIdDeps } from './own-ids.js';
 import {
   logRequestSchema,
   queuedEventOf,
   queuedRequestText,
   readLogRequestFast,
-  storabilityProblems,
   toFieldProblems,
   type QueuedEvent,
 } from './event.js';

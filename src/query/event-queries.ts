@@ -1,5 +1,6 @@
 import { badRequest } from '../errors.js';
-import { isEventType, storabilityProblems, type EventType } from '../ingest/event.js';
+import { isEventType, type EventType } from '../ingest/event.js';
+import { storabilityProblems } from '../ingest/storability.js';
 import type { EventQuery, EventStore, StoredEvent } from '../store/event-store.js';
 import { checkInstant, checkText, MAX_SEQ } from '../store/storable.js';
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readQueuedMessage, type QueuedEvent } from '../ingest/event.js';
+import type { QueuedEvent } from '../ingest/event.js';
+import { describe, parseEntry } from './entries.js';
 import type { Logger } from '../observability/logger.js';
 import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
 import { PreparedBatch, type EventStore, type StoredEvent } from '../store/event-store.js';
@@ -382,23 +383,4 @@ class AbandonedError extends Error {
   constructor(what: string, cause: unknown) {
     super(`${what} abandoned at the shutdown deadline`, { cause });
   }
-}
-
-function parseEntry(entry: QueueEntry): { ok: true; value: QueuedEvent } | { ok: false; reason: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(entry.body);
-  } catch (error) {
-    return { ok: false, reason: `not JSON: ${describe(error)}` };
-  }
-  const read = readQueuedMessage(json);
-  return read.ok
-    ? { ok: true, value: read.event }
-    : { ok: false, reason: `not a queued event: ${read.problems}` };
-}
-
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? `${code} ${error.message}` : error.message;
 }
