@@ -30,6 +30,8 @@ export interface QueryLimits {
   maxFragments: number;
   /** Selections landing on one response path: a field repeated, or the same field in fragments merging there. */
   maxRepeats: number;
+  /** Fields selected that their type does not have (each an error graphql's rules would collect and report). */
+  maxUnknownFields: number;
   /**
    * Errors graphql's validation reports before it stops (its `maxErrors`): each error's
    * locations scan the whole text, so a hundred errors in 20,000 characters cost milliseconds.
@@ -51,6 +53,7 @@ export const DEFAULT_QUERY_LIMITS: QueryLimits = {
   maxOperations: 20,
   maxFragments: 100,
   maxRepeats: 10,
+  maxUnknownFields: 10,
   maxErrors: 10,
 };
 

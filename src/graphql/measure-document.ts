@@ -32,6 +32,7 @@ export interface ShapeLimits {
   maxOperations: number;
   maxFragments: number;
   maxRepeats: number;
+  maxUnknownFields: number;
 }
 
 /** Which limit a document went over: the name of its QueryLimits property. */
@@ -237,6 +238,7 @@ function expandedCount(
   }
   const reached = new Set<string>();
   let selections = 0;
+  let unknownFields = 0;
 
   const walk = (
     set: SelectionSetNode,
@@ -252,6 +254,13 @@ function expandedCount(
       selections += 1;
       if (selections > limits.maxSelections) throw tooManySelections(limits);
       if (selection.kind === Kind.FIELD) {
+        if (isUnknownField(parentType, selection.name.value) && ++unknownFields > limits.maxUnknownFields) {
+          // Distinct unknown names escape maxRepeats; graphql's rules would collect every one of them.
+          throw new LimitPassed({
+            limit: 'maxUnknownFields',
+            message: `Query selects more than ${limits.maxUnknownFields} fields the schema does not have; the limit is ${limits.maxUnknownFields}.`,
+          });
+        }
         const at = landOn(path, (selection.alias ?? selection.name).value, limits);
         if (depth > limits.maxDepth) {
           throw new LimitPassed({
@@ -355,6 +364,12 @@ function pathText(node: PathNode): string {
  */
 function isTypeWrapper(parentType: GraphQLNamedType | undefined, selection: FieldNode): boolean {
   return parentType?.name === '__Type' && selection.name.value === 'ofType';
+}
+
+/** A field a known object or interface type does not have (graphql's FieldsOnCorrectTypeRule reports it). */
+function isUnknownField(parentType: GraphQLNamedType | undefined, name: string): boolean {
+  if (!parentType || !(isObjectType(parentType) || isInterfaceType(parentType))) return false;
+  return name !== '__typename' && fieldOf(parentType, name) === undefined;
 }
 
 function fieldOf(

@@ -31,6 +31,11 @@ export function hostileDocuments(limits: QueryLimits): fc.Arbitrary<HostileDocum
         query: `{ ${Array.from({ length: count }, () => field).join(' ')} }`,
         by: ['maxRepeats', 'maxSelections', 'maxArguments', 'maxValues'] as LimitName[],
       })),
+      // Distinct unknown fields: each name once, so no path repeats, and every one an error to collect.
+      fc.integer({ min: limits.maxUnknownFields + 1, max: 990 }).map((count) => ({
+        query: `{ ${Array.from({ length: count }, (_, index) => `f${index}`).join(' ')} }`,
+        by: ['maxUnknownFields', 'maxSelections'] as LimitName[],
+      })),
       // Alias overloading: every copy under its own name.
       fc.tuple(fields, fc.integer({ min: limits.maxAliases + 1, max: 1500 })).map(([field, count]) => ({
         query: `{ ${Array.from({ length: count }, (_, index) => `a${index}: ${field}`).join(' ')} }`,
