@@ -18,22 +18,10 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
+import type { QueryLimits } from './query-limits.js';
 
-/** The shape limits a document is measured against (a subset of QueryLimits). */
-export interface ShapeLimits {
-  maxDepth: number;
-  maxAliases: number;
-  maxCost: number;
-  maxSelections: number;
-  maxDirectives: number;
-  maxArguments: number;
-  maxValues: number;
-  maxVariables: number;
-  maxOperations: number;
-  maxFragments: number;
-  maxRepeats: number;
-  maxUnknownFields: number;
-}
+/** The shape limits a document is measured against: all but those checked on its text or by graphql. */
+export type ShapeLimits = Omit<QueryLimits, 'maxQueryLength' | 'maxNesting' | 'maxErrors'>;
 
 /** Which limit a document went over: the name of its QueryLimits property. */
 export type LimitName = keyof ShapeLimits | 'maxNesting';
