@@ -19,10 +19,11 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { createAnalyticsService } from '../../src/analytics/analytics-service.js';
-import { EVENT_TYPES, type EventType } from '../../src/ingest/event.js';
+import { EVENT_TYPES, type EventType } from '../../src/events/event-types.js';
 import { createAnalyticsStore } from '../../src/store/analytics-store.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
-import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
+import { createEventStore } from '../../src/store/event-store.js';
+import type { NewEvent } from '../../src/events/stored-event.js';
 import { migrate } from '../../src/store/migrate.js';
 
 const ADMIN_URL = process.env['TEST_POSTGRES_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';

@@ -32,7 +32,8 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { environmentSchema } from '../../src/config/index.js';
-import { EVENT_TYPES, queuedRequestText, type QueuedEvent } from '../../src/ingest/event.js';
+import { EVENT_TYPES } from '../../src/events/event-types.js';
+import { requestMessageText, type QueuedEvent } from '../../src/events/queue-message.js';
 import { markdownTable } from '../support/table.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -1073,7 +1074,7 @@ async function fillStream(stream: string, events: readonly QueuedEvent[]): Promi
         event_type: event.eventType,
         payload: event.payload,
       };
-      pipeline.xadd(stream, '*', 'e', queuedRequestText(event, JSON.stringify(request)));
+      pipeline.xadd(stream, '*', 'e', requestMessageText(event, JSON.stringify(request)));
     }
     const results = await pipeline.exec();
     const failed = results?.find(([error]) => error);

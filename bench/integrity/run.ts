@@ -25,7 +25,8 @@ import { keyIdOf } from '../../src/integrity/checkpoint.js';
 import { leafHashOf } from '../../src/integrity/leaf.js';
 import { insertWithRollupsSql } from '../../src/store/analytics-store.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
-import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
+import { createEventStore } from '../../src/store/event-store.js';
+import type { NewEvent } from '../../src/events/stored-event.js';
 import { createIntegrityStore } from '../../src/store/integrity-store.js';
 import { migrate } from '../../src/store/migrate.js';
 

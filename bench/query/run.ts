@@ -37,11 +37,12 @@ import { NODE_FLAGS } from '../../bin/node-flags.mjs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createAnalyticsService } from '../../src/analytics/analytics-service.js';
-import { EVENT_TYPES, type EventType } from '../../src/ingest/event.js';
+import { EVENT_TYPES, type EventType } from '../../src/events/event-types.js';
 import { createEventQueries, MAX_OFFSET } from '../../src/query/event-queries.js';
 import { createAnalyticsStore } from '../../src/store/analytics-store.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
-import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
+import { createEventStore } from '../../src/store/event-store.js';
+import type { NewEvent } from '../../src/events/stored-event.js';
 import { markdownTable } from '../support/table.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

@@ -1,10 +1,10 @@
 import { badRequest } from '../errors.js';
-import { EVENT_TYPES } from '../ingest/event.js';
+import { EVENT_TYPES } from '../events/event-types.js';
 import type { AnalyticsStore, HistogramMetric, LlmModelTotals } from '../store/analytics-store.js';
-import { mergeBins, percentilesOf, RELATIVE_ERROR, type Percentiles } from './histogram.js';
+import { mergeBins, percentilesOf, RELATIVE_ERROR, type Percentiles } from '../math/histogram.js';
 import { costOf, priceOf, MODEL_PRICES, type ModelPrice } from './prices.js';
 
-export type { Percentiles } from './histogram.js';
+export type { Percentiles } from '../math/histogram.js';
 
 /** The longest window, in days. */
 export const MAX_DAYS = 365;

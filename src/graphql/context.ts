@@ -6,7 +6,7 @@ import type { AnalyticsService } from '../analytics/analytics-service.js';
 import type { ApiKeyService } from '../security/api-keys.js';
 import type { IntegrityService } from '../integrity/service.js';
 import { graphqlCodeOf, httpStatusOf } from '../errors.js';
-import { toAppError } from '../http/error-response.js';
+import { toAppError } from '../to-app-error.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventFilter, EventQueries } from '../query/event-queries.js';
 import { requireScopeOf, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';

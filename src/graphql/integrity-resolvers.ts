@@ -1,7 +1,7 @@
 import { AppError } from '../errors.js';
 import type { QueryResolvers } from './generated/resolvers-types.js';
 import { requireScope, type GraphQLContext } from './context.js';
-import { checkSeqText } from '../store/storable.js';
+import { checkSeqText } from '../validation.js';
 
 function integrityOf(context: GraphQLContext) {
   if (!context.integrity)

@@ -1,5 +1,5 @@
 import type { AppError } from '../errors.js';
-import { toAppError } from '../http/error-response.js';
+import { toAppError } from '../to-app-error.js';
 import type { Logger } from '../observability/logger.js';
 import { prefixOf, requireScopeOf, type Authenticator, type Principal } from '../security/authenticate.js';
 

@@ -1,6 +1,6 @@
 import { GraphQLError, GraphQLScalarType, Kind, valueFromASTUntyped, type ValueNode } from 'graphql';
 import { inexactNumberMessage, isExactNumberLiteral } from '../ingest/json-text.js';
-import { INSTANT_RANGE, isStorableInstant } from '../store/storable.js';
+import { INSTANT_RANGE, isStorableInstant } from '../events/storable.js';
 
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 

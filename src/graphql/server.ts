@@ -6,9 +6,9 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { AppError, graphqlCodeOf } from '../errors.js';
-import { toAppError } from '../http/error-response.js';
+import { toAppError } from '../to-app-error.js';
 import type { Route, RouteContext, RouteResult } from '../http/server.js';
-import { isDatabaseUnavailable } from '../store/database.js';
+import { isDatabaseUnavailable } from '../failure-class.js';
 import type { Logger } from '../observability/logger.js';
 import { presentedKey } from '../security/authenticate.js';
 import { createContextFunction, type GraphQLContext, type GraphQLServices } from './context.js';

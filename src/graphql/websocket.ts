@@ -10,13 +10,13 @@ import {
 import { CloseCode, handleProtocols, makeServer, type ConnectionInitMessage } from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, badRequest, websocketCloseCodeOf } from '../errors.js';
-import { toAppError } from '../http/error-response.js';
+import { toAppError } from '../to-app-error.js';
 import type { Fanout } from '../live/fanout.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { compileFilter, decodeCursor, encodeCursor, type EventFilter } from '../query/event-queries.js';
 import { presentedKey, type Principal } from '../security/authenticate.js';
-import type { StoredEvent } from '../store/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
 import { contextOf, type GraphQLServices, type LiveOperation } from './context.js';
 import type { QueryLimits } from './limits.js';
 import { authorizeLive, createLiveKeyWatch } from './live-keys.js';

@@ -4,7 +4,7 @@ import { toRestEvent } from './routes.js';
 import { parseQuery } from './query-params.js';
 import type { Route, RouteResult } from './server.js';
 import { errorResponse, objectResponse, secured } from './openapi-parts.js';
-import { seqText } from '../store/storable.js';
+import { seqText } from '../validation.js';
 
 const seqParam = seqText.optional();
 const verifyQuerySchema = z.strictObject({ from: seqParam, to: seqParam });

@@ -1,5 +1,5 @@
-import { EVENT_TYPES } from '../ingest/event.js';
-import { PAYLOAD_CATALOG } from '../ingest/catalog.js';
+import { EVENT_TYPES } from '../events/event-types.js';
+import { PAYLOAD_CATALOG } from '../events/catalog.js';
 import { integrityOpenApiPaths } from './integrity-routes.js';
 import { errorResponse, jsonRequestBody, objectResponse, secured } from './openapi-parts.js';
 

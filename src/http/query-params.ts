@@ -1,6 +1,5 @@
 import type { z } from 'zod';
-import { badRequest } from '../errors.js';
-import { toFieldProblems } from '../ingest/event.js';
+import { parseOrThrow } from '../validation.js';
 
 /**
  * Parses a route's query string with its schema.
@@ -10,7 +9,7 @@ export function parseQuery<Schema extends z.ZodType>(
   schema: Schema,
   params: URLSearchParams,
 ): z.output<Schema> {
-  return parseInput(schema, Object.fromEntries(params), 'query');
+  return parseOrThrow(schema, Object.fromEntries(params), 'query');
 }
 
 /**
@@ -18,16 +17,5 @@ export function parseQuery<Schema extends z.ZodType>(
  * @throws AppError BAD_REQUEST naming every bad or unknown field.
  */
 export function parseBody<Schema extends z.ZodType>(schema: Schema, body: unknown): z.output<Schema> {
-  return parseInput(schema, body, 'request body');
-}
-
-function parseInput<Schema extends z.ZodType>(
-  schema: Schema,
-  input: unknown,
-  what: string,
-): z.output<Schema> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const problems = toFieldProblems(parsed.error);
-  throw badRequest(`Invalid ${what}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, problems);
+  return parseOrThrow(schema, body, 'request body');
 }

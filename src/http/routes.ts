@@ -2,13 +2,13 @@ import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { digestSecret } from '../security/authenticate.js';
 import { badRequest, unauthenticated } from '../errors.js';
-import { EVENT_TYPES } from '../ingest/event.js';
+import { EVENT_TYPES } from '../events/event-types.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import type { EventQueries } from '../query/event-queries.js';
-import type { StoredEvent } from '../store/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { parseQuery } from './query-params.js';
-import { storableText } from '../store/storable.js';
+import { storableText } from '../events/storable.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Route } from './server.js';
 

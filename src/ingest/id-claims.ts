@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { connectRedis } from '../queue/redis-connect.js';
 import { serviceUnavailable } from '../errors.js';
 import { canonicalize } from '../integrity/canonical.js';
-import type { QueuedEvent } from './event.js';
+import type { QueuedEvent } from '../events/queue-message.js';
 
 /**
  * The event ids accepted lately, each with a digest of its event, shared by

@@ -1,19 +1,14 @@
 import { badRequest, eventIdConflict, type FieldProblem } from '../errors.js';
 import type { EventQueue } from '../queue/event-queue.js';
 import type { Principal } from '../security/authenticate.js';
-import { payloadFieldsValid, payloadSchemas } from './catalog.js';
+import { payloadFieldsValid, payloadSchemas } from '../events/catalog.js';
 import { createIsoClock } from './clock.js';
 import { uuidv7 } from './uuid7.js';
-import { storabilityProblems } from './storability.js';
+import { storabilityProblems } from '../events/storability.js';
 import { createOwnIdCheck, type OwnIdCheck, type OwnIdDeps } from './own-ids.js';
-import {
-  logRequestSchema,
-  queuedEventOf,
-  queuedRequestText,
-  readLogRequestFast,
-  toFieldProblems,
-  type QueuedEvent,
-} from './event.js';
+import { logRequestSchema, readLogRequestFast } from '../events/log-request.js';
+import { queuedEventOf, requestMessageText, type QueuedEvent } from '../events/queue-message.js';
+import { toFieldProblems } from '../validation.js';
 
 export interface AcceptedEvent {
   id: string;
@@ -112,7 +107,7 @@ export function createIngestService({
     /**
      * Validates one event body and enqueues it.
      * @param bodyText the JSON text `body` was parsed from, when the caller has
-     * it: queued as it is (form 2, see queuedRequestText) instead of serialized again.
+     * it: queued as it is (a request message, see requestMessageText) instead of serialized again.
      * @throws AppError BAD_REQUEST naming every bad field; QUEUE_FULL or
      * SERVICE_UNAVAILABLE (with a retry delay) when the queue cannot take it.
      */
@@ -127,7 +122,7 @@ export function createIngestService({
       if (verdict === 'stored') return { id: event.id };
       // Only a body the fast path read as it is: the schema's copy may differ from the text.
       const texts =
-        bodyText !== undefined && prepared.vouchedFast ? [queuedRequestText(event, bodyText)] : undefined;
+        bodyText !== undefined && prepared.vouchedFast ? [requestMessageText(event, bodyText)] : undefined;
       await enqueueChecked(check, [event], texts);
       return { id: event.id };
     },

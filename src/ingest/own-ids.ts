@@ -1,5 +1,5 @@
 import type { EventContent, IdReuse } from '../store/event-conflicts.js';
-import type { QueuedEvent } from './event.js';
+import type { QueuedEvent } from '../events/queue-message.js';
 import { claimOf, type IdClaim, type IdClaims } from './id-claims.js';
 
 /** What a caller-chosen id means for its event: reused by another event, or that event stored already. */

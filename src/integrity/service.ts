@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { AppError, badRequest } from '../errors.js';
-import type { EventStore, StoredEvent } from '../store/event-store.js';
+import type { EventStore } from '../store/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
 import type { IntegrityReport, IntegrityStore } from '../store/integrity-store.js';
 import type { Checkpoint } from './checkpoint.js';
 import { publishedKey, type PublishedKey, type SigningKey } from './keys.js';

@@ -1,7 +1,7 @@
 import { PubSub, type PubSubEngine } from 'graphql-subscriptions';
 import { RedisPubSub } from 'graphql-redis-subscriptions';
 import { Redis } from 'ioredis';
-import type { StoredEvent } from '../store/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
 
 /**
  * Announces events after the worker committed them, to every API process that

@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { CompiledFilter } from '../query/event-queries.js';
 import { filterKey, matchesFilter } from '../query/event-match.js';
-import type { StoredEvent } from '../store/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
 import type { FeedSource, LiveFeed } from './live-feed.js';
 
 /** Where one subscription's messages go (a graphql-ws subscription on a socket). */

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../observability/logger.js';
 import type { CompiledFilter } from '../query/event-queries.js';
-import type { StoredEvent } from '../store/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
 import type { EventBus } from './event-bus.js';
 
 /** Where the feed reads what announcements did not bring. */

@@ -7,7 +7,7 @@ import {
   type CounterConfiguration,
   type LabelValues,
 } from 'prom-client';
-import type { QueueStats } from '../queue/event-queue.js';
+import type { QueueStats } from '../events/queue-message.js';
 
 /** One label set's count, as the hot path sees it. */
 export interface TallyCounter {

@@ -1,5 +1,5 @@
 import { canonicalize } from '../integrity/canonical.js';
-import type { StoredEvent } from '../store/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
 import type { CompiledFilter } from './event-queries.js';
 
 /**

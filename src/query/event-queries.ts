@@ -1,8 +1,10 @@
 import { badRequest } from '../errors.js';
-import { isEventType, type EventType } from '../ingest/event.js';
-import { storabilityProblems } from '../ingest/storability.js';
-import type { EventQuery, EventStore, StoredEvent } from '../store/event-store.js';
-import { checkInstant, checkText, MAX_SEQ } from '../store/storable.js';
+import { isEventType, type EventType } from '../events/event-types.js';
+import { storabilityProblems } from '../events/storability.js';
+import type { EventQuery, StoredEvent } from '../events/stored-event.js';
+import type { EventStore } from '../store/event-store.js';
+import { checkInstant, checkText } from '../events/storable.js';
+import { MAX_SEQ } from '../validation.js';
 
 /** Cursors are opaque to clients; inside they are a `seq`, so any page costs the same as the first. */
 export function encodeCursor(seq: string): string {

@@ -6,12 +6,8 @@ import { lockDataFolder } from '../store/data-dir-lock.js';
 import { encodeRecord, writeAllAt, RecordType, scanSegments, segmentFileName, syncFile } from './disk-log.js';
 import { createDeferredAcks } from './deferred-acks.js';
 import { createQueueState } from './disk-queue-state.js';
-import {
-  QUEUE_FULL_RETRY_AFTER_SECONDS,
-  type DeadLetter,
-  type EventQueue,
-  type QueueStats,
-} from './event-queue.js';
+import { QUEUE_FULL_RETRY_AFTER_SECONDS, type DeadLetter, type EventQueue } from './event-queue.js';
+import type { QueueStats } from '../events/queue-message.js';
 
 export interface DiskQueueOptions {
   /** The queue's own folder (`<data folder>/queue`), created if missing. */

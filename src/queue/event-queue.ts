@@ -1,3 +1,4 @@
+import type { QueueStats } from '../events/queue-message.js';
 /**
  * The queue between the API (producers) and the worker (consumers). Redis
  * Streams and the in-process queue implement it with the same semantics, and
@@ -50,14 +51,6 @@ export interface DeadLetter {
   body: string;
   reason: string;
   failedAt: string;
-}
-
-export interface QueueStats {
-  /** Entries not yet acknowledged: waiting plus in flight. */
-  depth: number;
-  deadLetters: number;
-  /** Age of the oldest entry not yet acknowledged, or null when there is none. */
-  oldestAgeMs: number | null;
 }
 
 /** The shape of an entry id, a Redis stream id: `<ms>-<seq>`. */

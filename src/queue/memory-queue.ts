@@ -5,8 +5,8 @@ import {
   type DeadLetter,
   type EventQueue,
   type QueueEntry,
-  type QueueStats,
 } from './event-queue.js';
+import type { QueueStats } from '../events/queue-message.js';
 
 interface Pending {
   entry: QueueEntry;

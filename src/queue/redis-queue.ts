@@ -8,8 +8,8 @@ import {
   type DeadLetter,
   type EventQueue,
   type QueueEntry,
-  type QueueStats,
 } from './event-queue.js';
+import type { QueueStats } from '../events/queue-message.js';
 
 export interface RedisQueueOptions {
   url: string;

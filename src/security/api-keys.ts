@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { AppError, badRequest } from '../errors.js';
-import { toFieldProblems } from '../ingest/event.js';
+import { toFieldProblems } from '../validation.js';
 import type { ApiKeyRecord, ApiKeyStore } from '../store/api-key-store.js';
 import { generateSecret, SCOPES, type Scope } from './authenticate.js';
-import { checkText, isStorableText, UNSTORABLE_TEXT } from '../store/storable.js';
+import { checkText, isStorableText, UNSTORABLE_TEXT } from '../events/storable.js';
 
 export const newKeySchema = z.strictObject({
   name: z

@@ -32,8 +32,6 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-export { createRedisRateLimiter, type RedisRateLimiterOptions } from './redis-rate-limiter.js';
-
 /** The embedded mode's limiter: the same sliding window, in this process. */
 export function createMemoryRateLimiter(now: () => number = Date.now): RateLimiter {
   const windows = new WindowTable(MINUTE_MS / BUCKETS_PER_WINDOW);

@@ -1,4 +1,4 @@
-import { LN_GAMMA, MIN_TRACKED_VALUE, ZERO_BIN, type BinCount } from '../analytics/histogram.js';
+import { LN_GAMMA, MIN_TRACKED_VALUE, ZERO_BIN, type BinCount } from '../math/histogram.js';
 import type { Database } from './database.js';
 
 /**

@@ -2,7 +2,6 @@ import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../config/index.js';
-import type { Database } from './database.js';
 
 /**
  * PGlite does not lock its folder: two processes opening one would both write
@@ -86,9 +85,12 @@ export async function lockDataFolder(dir: string): Promise<{ release(): Promise<
  * let go when the database closes (or fails to open).
  * @throws DataFolderInUseError when another live process holds the folder.
  */
-export async function withDataFolderLock(dir: string, openIn: () => Promise<Database>): Promise<Database> {
+export async function withDataFolderLock<Opened extends { close(): Promise<void> }>(
+  dir: string,
+  openIn: () => Promise<Opened>,
+): Promise<Opened> {
   const lock = await lockDataFolder(dir);
-  let db: Database;
+  let db: Opened;
   try {
     db = await openIn();
   } catch (error) {

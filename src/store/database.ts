@@ -215,22 +215,3 @@ function isConnectionLevel(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
   return typeof code !== 'string' || code.startsWith('08') || code.startsWith('57P') || code.startsWith('E');
 }
-
-/** Prisma's codes for an unreachable server, a timed-out or dropped connection, and an exhausted pool. */
-const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1017', 'P2024']);
-/** SQLSTATEs of a server that is down, starting, stopping or full; the 08 class is added below. */
-const SQL_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '53300']);
-
-/**
- * Whether `error` says the database cannot be reached right now (as opposed to
- * a query it refused): front doors answer 503 with Retry-After for these, not 500.
- */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') {
-    if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT…
-    if (PRISMA_UNAVAILABLE.has(code) || SQL_UNAVAILABLE.has(code) || code.startsWith('08')) return true;
-  }
-  const message = error instanceof Error ? error.message : '';
-  return /^Connection terminated|timeout exceeded when trying to connect/.test(message);
-}

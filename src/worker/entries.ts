@@ -1,4 +1,4 @@
-import { readQueuedMessage, type QueuedEvent } from '../ingest/event.js';
+import { readQueuedMessage, type QueuedEvent } from '../events/queue-message.js';
 import type { QueueEntry } from '../queue/event-queue.js';
 
 /** A queue entry's event, or why it is not one (the dead letter's reason). */

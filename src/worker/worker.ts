@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { QueuedEvent } from '../ingest/event.js';
+import type { QueuedEvent } from '../events/queue-message.js';
 import { describe, parseEntry } from './entries.js';
 import type { Logger } from '../observability/logger.js';
 import type { EventQueue, QueueEntry } from '../queue/event-queue.js';
-import { PreparedBatch, type EventStore, type StoredEvent } from '../store/event-store.js';
-import { classifyStoreError, type FailureClass } from '../store/failure-class.js';
+import { PreparedBatch, type EventStore } from '../store/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
+import { classifyStoreError, type FailureClass } from '../failure-class.js';
 
 /** Events parsed and prepared between two yields to I/O: about a millisecond of work. */
 const PREPARE_SLICE = 100;

@@ -9,12 +9,13 @@ import {
   type AnalyticsService,
   type Percentiles,
 } from '../../src/analytics/analytics-service.js';
-import { binOf, mergeBins } from '../../src/analytics/histogram.js';
+import { binOf, mergeBins } from '../../src/math/histogram.js';
 import { AppError } from '../../src/errors.js';
-import { EVENT_TYPES } from '../../src/ingest/event.js';
+import { EVENT_TYPES } from '../../src/events/event-types.js';
 import { createAnalyticsStore, createRollupFolder } from '../../src/store/analytics-store.js';
 import type { Database } from '../../src/store/database.js';
-import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
+import { createEventStore } from '../../src/store/event-store.js';
+import type { NewEvent } from '../../src/events/stored-event.js';
 import { DEFAULT_MIGRATIONS_DIR, migrate, readMigrations } from '../../src/store/migrate.js';
 
 import type { DatabaseFixture } from '../support/databases.js';

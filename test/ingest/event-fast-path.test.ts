@@ -1,19 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { payloadFieldsValid, payloadSchemas } from '../../src/ingest/catalog.js';
+import { payloadFieldsValid, payloadSchemas } from '../../src/events/catalog.js';
+import { EVENT_TYPES } from '../../src/events/event-types.js';
+import { logRequestSchema, readLogRequestFast } from '../../src/events/log-request.js';
 import {
-  EVENT_TYPES,
-  logRequestSchema,
   queuedEventOf,
-  queuedEventSchema,
-  queuedRequestSchema,
-  queuedRequestText,
-  readLogRequestFast,
+  eventMessageSchema,
+  requestMessageSchema,
+  requestMessageText,
   readQueuedEventFast,
   readQueuedMessage,
   type Envelope,
   type QueuedEvent,
-} from '../../src/ingest/event.js';
+} from '../../src/events/queue-message.js';
 
 // Values near the rules' edges, so both sides of every check are drawn often.
 const sessionIds = fc.oneof(
@@ -152,10 +151,10 @@ const queued = fc.oneof(
 /** A queued message read by the schemas alone, as the worker does when the fast path declines. */
 function readBySchemas(json: unknown): QueuedEvent | undefined {
   if ((json as { v?: unknown } | null)?.v === 2) {
-    const parsed = queuedRequestSchema.safeParse(json);
+    const parsed = requestMessageSchema.safeParse(json);
     return parsed.success ? queuedEventOf(parsed.data.request, parsed.data) : undefined;
   }
-  const parsed = queuedEventSchema.safeParse(json);
+  const parsed = eventMessageSchema.safeParse(json);
   return parsed.success ? parsed.data : undefined;
 }
 
@@ -174,7 +173,7 @@ const mostlyValidBodies = fc.record(
   { requiredKeys: ['session_id', 'event_type'] },
 );
 
-// Form 2: a request body in an envelope, each valid most of the time.
+// Request messages: a request body in an envelope, each valid most of the time.
 const queuedRequests = fc.record({
   v: mostly(fc.constant(2), fc.constantFrom('2', undefined)),
   envelope: fc.record({
@@ -213,7 +212,7 @@ describe('the fast path of a queued event (worker)', () => {
     expect(vouched).toBeGreaterThan(100);
   });
 
-  it('stores from form 2 (the request as it arrived) exactly the event form 1 carries', () => {
+  it('stores from a request message (the request as it arrived) exactly the event an event message carries', () => {
     let compared = 0;
     fc.assert(
       fc.property(
@@ -223,15 +222,15 @@ describe('the fast path of a queued event (worker)', () => {
         (input, id, apiKeyId) => {
           const text = JSON.stringify(input) ?? 'null';
           const request = readLogRequestFast(JSON.parse(text));
-          // The API queues form 2 only for a body its fast path read.
+          // The API queues a request message only for a body its fast path read.
           if (request === undefined) return;
           compared += 1;
           const envelope: Envelope = { id, receivedAt: '2026-11-26T15:00:00.000Z', apiKeyId };
           const event = queuedEventOf(request, envelope);
-          const formOne = readQueuedMessage(JSON.parse(JSON.stringify(event)));
-          const formTwo = readQueuedMessage(JSON.parse(queuedRequestText(envelope, text)));
-          expect(formOne).toEqual({ ok: true, event });
-          expect(formTwo).toEqual({ ok: true, event });
+          const eventMessage = readQueuedMessage(JSON.parse(JSON.stringify(event)));
+          const requestMessage = readQueuedMessage(JSON.parse(requestMessageText(envelope, text)));
+          expect(eventMessage).toEqual({ ok: true, event });
+          expect(requestMessage).toEqual({ ok: true, event });
         },
       ),
       { numRuns: 3000 },
@@ -239,7 +238,7 @@ describe('the fast path of a queued event (worker)', () => {
     expect(compared).toBeGreaterThan(50);
   });
 
-  it('reads form 2 whatever the spacing of the request text, as earlier APIs accepted it (trimmed session ids), and names what is wrong in it', () => {
+  it('reads a request message whatever the spacing of the request text, as earlier APIs accepted it (trimmed session ids), and names what is wrong in it', () => {
     const envelope: Envelope = {
       id: '019ac0de-0000-7000-8000-000000000000',
       receivedAt: '2026-11-26T15:00:00.000Z',
@@ -247,7 +246,7 @@ describe('the fast path of a queued event (worker)', () => {
     };
     const spaced =
       '{\n  "session_id" : " 42 ",\n  "event_type": "llm_query_sent",\n  "timestamp": "2026-11-26T16:00:00+01:00"\n}\n';
-    expect(readQueuedMessage(JSON.parse(queuedRequestText(envelope, spaced)))).toEqual({
+    expect(readQueuedMessage(JSON.parse(requestMessageText(envelope, spaced)))).toEqual({
       ok: true,
       event: {
         v: 1,
@@ -258,7 +257,7 @@ describe('the fast path of a queued event (worker)', () => {
         clientTime: '2026-11-26T15:00:00.000Z',
       },
     });
-    const broken = queuedRequestText(envelope, '{"session_id":-1,"event_type":"review_started"}');
+    const broken = requestMessageText(envelope, '{"session_id":-1,"event_type":"review_started"}');
     expect(readQueuedMessage(JSON.parse(broken))).toEqual({
       ok: false,
       problems: expect.stringContaining('request.session_id') as unknown as string,

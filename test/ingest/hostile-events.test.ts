@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVENT_TYPES } from '../../src/ingest/event.js';
+import { EVENT_TYPES } from '../../src/events/event-types.js';
 import { eventually, startTestApp, type Backend, type TestApp } from '../support/app.js';
 import { postgresAvailable, redisAvailable } from '../support/services.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readQueuedMessage, type QueuedEvent } from '../../src/ingest/event.js';
+import { readQueuedMessage, type QueuedEvent } from '../../src/events/queue-message.js';
 import { createIngestService } from '../../src/ingest/ingest-service.js';
 import { createMemoryQueue } from '../../src/queue/memory-queue.js';
 import { createMemoryIdClaims } from '../../src/ingest/id-claims.js';
@@ -30,7 +30,7 @@ async function acceptOne(body: string, withText: boolean) {
 }
 
 describe('the ingest service', () => {
-  it('queues a body its fast path read as the text it arrived in (form 2)', async () => {
+  it('queues a body its fast path read as the text it arrived in (a request message)', async () => {
     const body = '{ "session_id": "42", "event_type": "review_started", "payload": {"file_count": 3} }';
     const { form, text, event } = await acceptOne(body, true);
     expect(form).toBe(2);
@@ -47,7 +47,7 @@ describe('the ingest service', () => {
     });
   });
 
-  it('queues the event itself (form 1) when no text was given', async () => {
+  it('queues the event itself (an event message) when no text was given', async () => {
     const withoutText = await acceptOne('{"session_id":1,"event_type":"review_started"}', false);
     expect(withoutText.form).toBe(1);
   });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createFanout } from '../../src/live/fanout.js';
 import type { FeedSource, LiveFeed } from '../../src/live/live-feed.js';
 import { createLogger } from '../../src/observability/logger.js';
-import type { StoredEvent } from '../../src/store/event-store.js';
+import type { StoredEvent } from '../../src/events/stored-event.js';
 
 let nextSeq = 1;
 const event = (sessionId: string, eventType = 'review_started', payload = {}): StoredEvent => ({

@@ -9,7 +9,8 @@ import {
 import { createLiveFeed, type Attendance, type LiveFeed } from '../../src/live/live-feed.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createEventQueries } from '../../src/query/event-queries.js';
-import { createEventStore, type NewEvent, type StoredEvent } from '../../src/store/event-store.js';
+import { createEventStore } from '../../src/store/event-store.js';
+import type { NewEvent, StoredEvent } from '../../src/events/stored-event.js';
 import { migrate } from '../../src/store/migrate.js';
 import { eventually } from '../support/app.js';
 import { openPGliteFixture, openPostgresFixture, type DatabaseFixture } from '../support/databases.js';

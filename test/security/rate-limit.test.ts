@@ -4,10 +4,10 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
 import {
   createMemoryRateLimiter,
-  createRedisRateLimiter,
   type RateLimitDecision,
   type RateLimiter,
 } from '../../src/security/rate-limit.js';
+import { createRedisRateLimiter } from '../../src/security/redis-rate-limiter.js';
 import { REDIS_URL, redisAvailable, uniqueStream } from '../support/services.js';
 
 const MINUTE = 60_000;

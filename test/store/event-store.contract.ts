@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
-import { createEventStore, type NewEvent } from '../../src/store/event-store.js';
-import { classifyStoreError } from '../../src/store/failure-class.js';
+import { createEventStore } from '../../src/store/event-store.js';
+import type { NewEvent } from '../../src/events/stored-event.js';
+import { classifyStoreError } from '../../src/failure-class.js';
 import { migrate, readMigrations } from '../../src/store/migrate.js';
 
 import type { DatabaseFixture } from '../support/databases.js';

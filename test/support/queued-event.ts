@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import type { QueuedEvent } from '../../src/ingest/event.js';
+import type { QueuedEvent } from '../../src/events/queue-message.js';
 
 /** A queue entry's event as the API writes it: a fresh id, received now, with `overrides` applied. */
 export const queuedEvent = (overrides: Partial<QueuedEvent> = {}): QueuedEvent => ({

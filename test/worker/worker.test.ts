@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { QueuedEvent } from '../../src/ingest/event.js';
+import type { QueuedEvent } from '../../src/events/queue-message.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { EventQueue } from '../../src/queue/event-queue.js';
 import { createMemoryQueue } from '../../src/queue/memory-queue.js';

@@ -8,10 +8,6 @@ import { badRequest } from '../errors.js';
  * schemas, the GraphQL scalars and the query services all use these.
  */
 
-/** The largest `bigint` (int8): seq positions and cursors past it overflow in SQL. */
-export const MAX_SEQ = 9_223_372_036_854_775_807n;
-export const MIN_SEQ = -9_223_372_036_854_775_808n;
-
 /**
  * Instants accepted in filters: years 1 to 9999 in UTC. PostgreSQL's timestamptz
  * reaches further, but Prisma and the drivers format years outside four digits
@@ -53,31 +49,4 @@ export function checkInstant(date: Date, field: string): Date {
   if (!isStorableInstant(date.getTime()))
     throw badRequest(`${field} ${INSTANT_RANGE}`, [{ field, message: INSTANT_RANGE }]);
   return date;
-}
-
-const SEQ_TEXT = /^\d{1,19}$/;
-export const SEQ_MESSAGE = 'must be a seq: a whole number from 0 to 9223372036854775807';
-
-/** Whether `text` is a position a client may give: 0..{@link MAX_SEQ} in decimal (seqs start at 1). */
-export function isSeqText(text: string): boolean {
-  return SEQ_TEXT.test(text) && BigInt(text) <= MAX_SEQ;
-}
-
-/** A zod piece for a seq given as text (query strings, GraphQL String arguments). */
-export const seqText = z.string().refine(isSeqText, SEQ_MESSAGE);
-
-/** @throws AppError BAD_REQUEST naming `field` when `text` is not a seq (see {@link isSeqText}). */
-export function checkSeqText(text: string, field: string): string {
-  if (!isSeqText(text)) throw badRequest(`${field} ${SEQ_MESSAGE}`, [{ field, message: SEQ_MESSAGE }]);
-  return text;
-}
-
-/** @throws AppError BAD_REQUEST naming `field` for a position outside int8. */
-export function checkSeq(seq: bigint, field: string): bigint {
-  if (seq > MAX_SEQ || seq < MIN_SEQ) {
-    throw badRequest(`${field} is out of range (a seq fits in 64 bits)`, [
-      { field, message: 'is out of range: a seq fits in 64 bits' },
-    ]);
-  }
-  return seq;
 }

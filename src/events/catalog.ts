@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { EventType } from './event.js';
+import type { EventType } from './event-types.js';
 
 /**
  * The payload fields each event type may carry. Every field is optional, since

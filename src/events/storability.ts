@@ -1,5 +1,5 @@
 import type { FieldProblem } from '../errors.js';
-import { isStorableText } from '../store/storable.js';
+import { isStorableText } from './storable.js';
 
 const MAX_PAYLOAD_DEPTH = 32;
 const MAX_PAYLOAD_NODES = 10_000;
