@@ -1,5 +1,6 @@
 import { RecordType, type ScannedSegment } from './disk-log.js';
 import { entryTimeMs, type DeadLetter, type QueueEntry } from './event-queue.js';
+import { createEntryIds } from './entry-ids.js';
 
 /**
  * What the on-disk queue (disk-queue.ts) holds in memory: its live entries and dead letters, and
@@ -44,17 +45,8 @@ export function createQueueState(now: () => number) {
   let waiting: Item[] = [];
   let head = 0;
   let waitingCount = 0;
-  let lastMs = 0;
-  let sequence = -1;
-
-  const noteId = (id: string) => {
-    const ms = entryTimeMs(id);
-    const seq = Number(id.slice(id.indexOf('-') + 1));
-    if (ms > lastMs || (ms === lastMs && seq > sequence)) {
-      lastMs = ms;
-      sequence = seq;
-    }
-  };
+  const ids = createEntryIds(now);
+  const noteId = ids.observe;
   const count = (segment: number, size: number, sign: 1 | -1) => {
     const held = segments.get(segment);
     if (!held) return;
@@ -76,16 +68,7 @@ export function createQueueState(now: () => number) {
     },
 
     /** A stream-style id after every id seen, also those read from the files. */
-    nextId(): string {
-      const ms = now();
-      if (ms > lastMs) {
-        lastMs = ms;
-        sequence = 0;
-      } else {
-        sequence += 1;
-      }
-      return `${lastMs}-${sequence}`;
-    },
+    nextId: ids.next,
 
     /** Records an entry written to `segment`, or moves one copied there by compaction. */
     addItem(id: string, body: string, segment: number): Item {

@@ -1,9 +1,19 @@
-import { constants } from 'node:fs';
-import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { queueFull, serviceUnavailable } from '../errors.js';
+import { createReadWaiters } from './read-waiters.js';
 import { lockDataFolder } from '../store/data-dir-lock.js';
-import { encodeRecord, writeAllAt, RecordType, scanSegments, segmentFileName, syncFile } from './disk-log.js';
+import {
+  createSegmentFile,
+  DEFAULT_SEGMENT_BYTES,
+  encodeRecord,
+  RecordType,
+  scanSegments,
+  segmentFileName,
+  SYNC_AFTER_WRITE,
+  syncFile,
+  writeAllAt,
+} from './disk-log.js';
 import { createDeferredAcks } from './deferred-acks.js';
 import { createQueueState } from './disk-queue-state.js';
 import { QUEUE_FULL_RETRY_AFTER_SECONDS, type DeadLetter, type EventQueue } from './event-queue.js';
@@ -24,18 +34,6 @@ export interface DiskQueueOptions {
   ackBarrierIntervalMs?: number;
   now?: () => number;
 }
-
-/**
- * Segments are written with O_DSYNC: a write returns once its bytes are durable, one system call
- * and one trip through libuv's thread pool where write and fdatasync took two (measured: ~30 %
- * less CPU per group commit here).
- */
-const SEGMENT_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | (constants.O_DSYNC ?? 0);
-/** Windows has no O_DSYNC: each write is followed by an fdatasync there. */
-const SYNC_AFTER_WRITE = constants.O_DSYNC === undefined;
-
-/** Big enough that rolling to a new file is rare (about once a second at 20,000 small events/s). */
-const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 interface Job {
   record: Buffer;
@@ -84,37 +82,16 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
     throw error;
   }
 
-  /**
-   * A segment file filled with zeros to `segmentBytes`: writes into it then change no file size,
-   * so a synchronous write needs no journal commit (which on ext4 also flushes every other file's
-   * pending writes, PGlite's included): half the latency of appending, measured. A zero length
-   * ends the records, so the zeros read as the end of the log.
-   */
-  async function createSegment(number: number) {
-    const handle = await open(path.join(dir, segmentFileName(number)), SEGMENT_FLAGS);
-    try {
-      const zeros = Buffer.alloc(Math.min(segmentBytes, 1024 * 1024));
-      for (let at = 0; at < segmentBytes; at += zeros.length)
-        await writeAllAt(handle, zeros.subarray(0, Math.min(zeros.length, segmentBytes - at)), at);
-      // The new file's name must survive a power cut as well as what is written into it.
-      await syncFile(dir);
-    } catch (error) {
-      await handle.close();
-      throw error;
-    }
-    return { number, handle };
+  function createSegment(number: number) {
+    return createSegmentFile(dir, number, segmentBytes);
   }
   function activate(segment: { number: number; handle: FileHandle }) {
     state.addSegment(segment.number, 0);
     return segment;
   }
 
-  let wakeReaders: Array<() => void> = [];
-  const wake = () => {
-    const readers = wakeReaders;
-    wakeReaders = [];
-    for (const done of readers) done();
-  };
+  const readers = createReadWaiters();
+  const wake = readers.wakeAll;
 
   // The writer: one write and one fsync at a time; whatever arrives meanwhile goes in the next.
   let gathering: Job[] = [];
@@ -300,19 +277,7 @@ export async function openDiskQueue(options: DiskQueueOptions): Promise<EventQue
     },
 
     async read(consumer, max, blockMs) {
-      if (state.waitingCount() === 0 && !closing && blockMs > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            wakeReaders = wakeReaders.filter((done) => done !== woken);
-            resolve();
-          }, blockMs);
-          const woken = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-          wakeReaders.push(woken);
-        });
-      }
+      if (state.waitingCount() === 0 && !closing && blockMs > 0) await readers.wait(blockMs);
       return state.deliver(consumer, max);
     },
 

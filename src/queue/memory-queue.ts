@@ -7,6 +7,8 @@ import {
   type QueueEntry,
 } from './event-queue.js';
 import type { QueueStats } from '../events/queue-message.js';
+import { createEntryIds } from './entry-ids.js';
+import { createReadWaiters } from './read-waiters.js';
 
 interface Pending {
   entry: QueueEntry;
@@ -27,21 +29,9 @@ export function createMemoryQueue(options: { maxLength: number; now?: () => numb
   let head = 0;
   const pending = new Map<string, Pending>();
   const deadLetters: DeadLetter[] = [];
-  let wakeReaders: Array<() => void> = [];
-  let lastMs = 0;
-  let sequence = 0;
+  const readers = createReadWaiters();
+  const ids = createEntryIds(now);
   let closed = false;
-
-  const nextId = (): string => {
-    const ms = now();
-    if (ms > lastMs) {
-      lastMs = ms;
-      sequence = 0;
-    } else {
-      sequence += 1;
-    }
-    return `${lastMs}-${sequence}`;
-  };
 
   const depth = () => waiting.length - head + pending.size;
 
@@ -60,10 +50,8 @@ export function createMemoryQueue(options: { maxLength: number; now?: () => numb
   /** @throws AppError QUEUE_FULL, having appended none of them. */
   const append = (bodies: readonly string[]) => {
     if (depth() + bodies.length > options.maxLength) throw queueFull(QUEUE_FULL_RETRY_AFTER_SECONDS);
-    for (const body of bodies) waiting.push({ id: nextId(), body });
-    const readers = wakeReaders;
-    wakeReaders = [];
-    for (const wake of readers) wake();
+    for (const body of bodies) waiting.push({ id: ids.next(), body });
+    readers.wakeAll();
   };
 
   return {
@@ -72,19 +60,7 @@ export function createMemoryQueue(options: { maxLength: number; now?: () => numb
     },
 
     async read(consumer, max, blockMs) {
-      if (waiting.length - head === 0 && !closed && blockMs > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            wakeReaders = wakeReaders.filter((wake) => wake !== done);
-            resolve();
-          }, blockMs);
-          const done = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-          wakeReaders.push(done);
-        });
-      }
+      if (waiting.length - head === 0 && !closed && blockMs > 0) await readers.wait(blockMs);
       return deliver(consumer, max);
     },
 
@@ -117,7 +93,7 @@ export function createMemoryQueue(options: { maxLength: number; now?: () => numb
 
     async deadLetter(entry, reason) {
       deadLetters.push({
-        id: nextId(),
+        id: ids.next(),
         originalId: entry.id,
         body: entry.body,
         reason,
@@ -155,9 +131,7 @@ export function createMemoryQueue(options: { maxLength: number; now?: () => numb
 
     async close() {
       closed = true;
-      const readers = wakeReaders;
-      wakeReaders = [];
-      for (const wake of readers) wake();
+      readers.wakeAll();
     },
   };
 }

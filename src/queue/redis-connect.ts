@@ -15,14 +15,21 @@ const URL_VARIABLES = 'REDIS_URL (or REDIS_HOST and REDIS_PORT)';
  *   Either way the client is disconnected, so it stops retrying in the background.
  */
 export async function connectRedis(redis: Redis, url: string): Promise<void> {
+  // connect() rejects with a bare "Connection is closed."; why it closed (refused, unknown
+  // host, timed out) arrives as an 'error' event just before.
+  let socketError: unknown;
+  const remember = (error: unknown) => (socketError ??= error);
+  redis.on('error', remember);
   try {
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = reasonOf(socketError ?? error);
     throw new Error(`Cannot reach Redis at ${redactUrl(url)}, from ${URL_VARIABLES}: ${reason}`, {
-      cause: error,
+      cause: socketError ?? error,
     });
+  } finally {
+    redis.off('error', remember);
   }
   const db = redis.options.db ?? 0;
   try {
@@ -54,4 +61,14 @@ async function databaseCount(failed: Redis): Promise<number | undefined> {
   } finally {
     probe.disconnect();
   }
+}
+
+/** An error's message; a host with IPv4 and IPv6 addresses fails with an AggregateError whose own is empty. */
+function reasonOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  if (error.message) return error.message;
+  const parts = error instanceof AggregateError ? error.errors.map((part: unknown) => String(part)) : [];
+  return parts.length
+    ? [...new Set(parts)].join('; ')
+    : String((error as { code?: unknown }).code ?? error.name);
 }
