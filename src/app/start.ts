@@ -49,32 +49,17 @@ export async function startAuditgraph(options: {
   const metrics = createMetrics();
   metrics.watchQueue(() => backends.queue.stats());
   const readiness = readinessChecks(backends);
+  const shared = { config, logger, backends, metrics, signingKey, readiness };
   const parts: RunningRole[] = [];
   let ports: number[] = [];
   try {
     if (role !== 'worker') {
-      const api = await startApi({
-        config,
-        logger,
-        backends,
-        metrics,
-        signingKey,
-        readiness,
-        keys: options.keys,
-      });
+      const api = await startApi({ ...shared, keys: options.keys });
       ports = api.ports;
       parts.push(api);
     }
     if (role !== 'serve') {
-      const worker = await startWorkerRole({
-        config,
-        logger,
-        backends,
-        metrics,
-        signingKey,
-        readiness,
-        serveMetrics: role === 'worker',
-      });
+      const worker = await startWorkerRole({ ...shared, serveMetrics: role === 'worker' });
       if (worker.metricsPort !== undefined) ports = [worker.metricsPort];
       parts.push(worker);
     }

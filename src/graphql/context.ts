@@ -12,9 +12,16 @@ import type { EventFilter, EventQueries } from '../query/event-queries.js';
 import { requireScopeOf, type Authenticator, type Principal, type Scope } from '../security/authenticate.js';
 import type { DeadLetterService } from '../ingest/dead-letters.js';
 
-/** What every resolver receives: who is calling, and the services it may use. */
-export interface GraphQLContext {
-  principal: Principal;
+/** One WebSocket operation's access to the live feed (src/graphql/websocket.ts). */
+export interface LiveOperation {
+  /** @throws AppError for a bad filter or cursor, or past the subscription limits. */
+  subscribe(filter: EventFilter, after: string | undefined): AsyncIterableIterator<never>;
+}
+
+/** What the GraphQL adapters are built with: the services resolvers use, and how to authenticate. */
+export interface GraphQLServices {
+  authenticator: Authenticator;
+  limitRequest?: RequestLimiter;
   ingest: IngestService;
   events: EventQueries;
   analytics: AnalyticsService;
@@ -26,28 +33,13 @@ export interface GraphQLContext {
   limitField: FieldLimiter;
   /** Counts a refusal for a missing scope (metrics). */
   onForbidden?: () => void;
+}
+
+/** What every resolver receives: who is calling, and the services it may use. */
+export interface GraphQLContext extends Omit<GraphQLServices, 'authenticator' | 'limitRequest'> {
+  principal: Principal;
   /** Present on WebSocket operations only: what `eventLogged` subscribes through. */
   live?: LiveOperation;
-}
-
-/** One WebSocket operation's access to the live feed (src/graphql/websocket.ts). */
-export interface LiveOperation {
-  /** @throws AppError for a bad filter or cursor, or past the subscription limits. */
-  subscribe(filter: EventFilter, after: string | undefined): AsyncIterableIterator<never>;
-}
-
-export interface GraphQLServices {
-  authenticator: Authenticator;
-  limitRequest?: RequestLimiter;
-  ingest: IngestService;
-  events: EventQueries;
-  analytics: AnalyticsService;
-  apiKeys: ApiKeyService;
-  deadLetters: DeadLetterService;
-  /** Tamper evidence (src/integrity); absent where a process serves no integrity fields. */
-  integrity?: IntegrityService | undefined;
-  limitField: FieldLimiter;
-  onForbidden?: () => void;
 }
 
 /**
