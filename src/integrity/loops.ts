@@ -1,5 +1,5 @@
 import type { Logger } from '../observability/logger.js';
-import type { IntegrityStore } from '../store/integrity-store.js';
+import type { Retention } from './ports.js';
 import type { IntegrityService } from './service.js';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -14,7 +14,7 @@ const DAY_MS = 24 * 3600 * 1000;
  */
 export function startIntegrityLoops(deps: {
   service: Pick<IntegrityService, 'checkpoint'>;
-  store: Pick<IntegrityStore, 'applyRetention'>;
+  store: Retention;
   intervalMs: number;
   retentionDays: number | undefined;
   retentionEveryMs?: number;

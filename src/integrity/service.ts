@@ -1,14 +1,19 @@
 import type { KeyObject } from 'node:crypto';
 import { AppError, badRequest } from '../errors.js';
-import type { EventStore } from '../store/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
-import type { IntegrityReport, IntegrityStore } from '../store/integrity-store.js';
+import { checkSeqText } from '../validation.js';
 import type { Checkpoint } from './checkpoint.js';
 import { publishedKey, type PublishedKey, type SigningKey } from './keys.js';
+import type { EventLookup, IntegrityLedger } from './ports.js';
+import type { IntegrityReport } from './report.js';
+import { verifyLog } from './verification.js';
 import type { EventProof } from './verifier.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const SEQ = /^-?\d{1,19}$/;
+
+/** A bound as the front doors pass it: absent or empty means none. */
+const parseSeq = (value: string | null | undefined, field: string): bigint | undefined =>
+  value === undefined || value === null || value === '' ? undefined : BigInt(checkSeqText(value, field));
 
 /** One event's proof, with the event as the API returns it (null once retention removed its body). */
 export interface EventProofResult {
@@ -23,27 +28,14 @@ export interface EventProofResult {
  * this, and shape the answer, so all three report the same thing.
  */
 export function createIntegrityService(deps: {
-  store: IntegrityStore;
-  events: Pick<EventStore, 'findById'>;
+  store: IntegrityLedger;
+  events: EventLookup;
   key: SigningKey | null;
   /** The key checkpoints are verified with; by default the signing key's public half. */
   verifyKey?: KeyObject | null;
   /** How often checkpoints are written: the Retry-After of a proof not yet checkpointed. */
   checkpointIntervalMs: number;
 }) {
-  const parseSeq = (value: string | null | undefined, field: string): bigint | undefined => {
-    if (value === undefined || value === null || value === '') return undefined;
-    if (!SEQ.test(value))
-      throw badRequest(`${field} must be a seq (a whole number)`, [
-        { field, message: 'must be a whole number' },
-      ]);
-    const seq = BigInt(value);
-    if (seq > 9223372036854775807n || seq < -9223372036854775808n) {
-      throw badRequest(`${field} is out of range`, [{ field, message: 'must fit in 64 bits' }]);
-    }
-    return seq;
-  };
-
   return {
     /** @throws AppError NOT_FOUND when this deployment has no signing key. */
     publicKey(): PublishedKey {
@@ -55,7 +47,7 @@ export function createIntegrityService(deps: {
 
     /**
      * Verifies the whole log, or the events with from ≤ seq ≤ to.
-     * @throws AppError BAD_REQUEST for a bound that is not a seq, or from > to.
+     * @throws AppError BAD_REQUEST for a bound that is not a seq (0..2^63-1, see src/validation.ts), or from > to.
      */
     async verify(from?: string | null, to?: string | null): Promise<IntegrityReport> {
       const lower = parseSeq(from, 'from');
@@ -63,7 +55,11 @@ export function createIntegrityService(deps: {
       if (lower !== undefined && upper !== undefined && lower > upper) {
         throw badRequest('from must not be greater than to', [{ field: 'from', message: 'must be ≤ to' }]);
       }
-      return deps.store.verify({ from: lower, to: upper }, deps.verifyKey ?? deps.key?.publicKey ?? null);
+      return verifyLog(
+        deps.store.log,
+        { from: lower, to: upper },
+        deps.verifyKey ?? deps.key?.publicKey ?? null,
+      );
     },
 
     /**

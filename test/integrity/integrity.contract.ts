@@ -6,7 +6,8 @@ import { verifyEventProof } from '../../src/integrity/verifier.js';
 import type { Database } from '../../src/store/database.js';
 import { createEventStore } from '../../src/store/event-store.js';
 import type { NewEvent, StoredEvent } from '../../src/events/stored-event.js';
-import { createIntegrityStore, type IntegrityProblem } from '../../src/store/integrity-store.js';
+import type { IntegrityProblem } from '../../src/integrity/report.js';
+import { createIntegrityStore } from '../../src/store/integrity-store.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { DatabaseFixture } from '../support/databases.js';
 
