@@ -23,6 +23,7 @@ import { EVENT_TYPES, type EventType } from '../../src/events/event-types.js';
 import { createAnalyticsStore } from '../../src/store/analytics-store.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createEventStore } from '../../src/store/event-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import type { NewEvent } from '../../src/events/stored-event.js';
 import { migrate } from '../../src/store/migrate.js';
 
@@ -128,7 +129,7 @@ const quantile = (values: number[], q: number): number => {
 const mean = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
 
 async function benchInsert(db: Database, batches: number): Promise<void> {
-  const store = createEventStore(db);
+  const store = createEventStore(db, { rollups: createRollupFolder(db) });
   const bare: number[] = [];
   const rollups: number[] = [];
   // Warm up both paths (plans, caches, the sessions already seen).
@@ -166,7 +167,7 @@ async function benchInsert(db: Database, batches: number): Promise<void> {
 }
 
 async function benchQuery(db: Database, total: number): Promise<void> {
-  const store = createEventStore(db);
+  const store = createEventStore(db, { rollups: createRollupFolder(db) });
   const now = Date.now();
   const span = 30 * 24 * 3_600_000;
   const started = performance.now();
@@ -187,7 +188,9 @@ async function benchQuery(db: Database, total: number): Promise<void> {
   );
   console.table(sizes);
 
-  const service = createAnalyticsService({ store: createAnalyticsStore(db) });
+  const service = createAnalyticsService({
+    store: createAnalyticsStore(db, { rollups: createRollupFolder(db) }),
+  });
   for (const days of [7, 30]) {
     for (const name of ['usage', 'llm', 'performance'] as const) {
       const times: number[] = [];

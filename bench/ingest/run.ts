@@ -1156,7 +1156,7 @@ async function preloadTables(client: pg.Client, rows: number): Promise<{ seconds
   // And their analytics rollups, as the worker's background fold would have: otherwise that fold spends
   // the measured run catching up on 5,000,000 rows (PostgreSQL at 125 % of a core, and a worker that
   // cannot stop in time), and the run measures that instead of steady ingest.
-  const { foldRollupsSql } = await import('../../src/store/analytics-store.js');
+  const { foldRollupsSql } = await import('../../src/store/rollup-sql.js');
   const foldStatement = foldRollupsSql();
   for (;;) {
     const [row] = (await client.query<{ caught_up: boolean | null }>(foldStatement, [500_000])).rows;
@@ -1538,7 +1538,7 @@ async function sqlShapes(client: pg.Client, count: number, batch: number): Promi
     },
   ];
   // insertBatch's statement also maintains the analytics rollups, when the store has them.
-  const analytics = (await import('../../src/store/analytics-store.js').catch(() => undefined)) as
+  const analytics = (await import('../../src/store/rollup-sql.js').catch(() => undefined)) as
     { insertWithRollupsSql?: (insert: string) => string } | undefined;
   if (typeof analytics?.insertWithRollupsSql === 'function') {
     const withRollups = analytics.insertWithRollupsSql(onConflict);
@@ -1590,6 +1590,7 @@ async function instrumentedDrain(
   const { createRedisQueue } = await import('../../src/queue/redis-queue.js');
   const { openDatabase } = await import('../../src/store/database.js');
   const { createEventStore } = await import('../../src/store/event-store.js');
+  const { createRollupFolder } = await import('../../src/store/rollup-folder.js');
   const { createWorker } = await import('../../src/worker/worker.js');
   const { createLogger } = await import('../../src/observability/logger.js');
 
@@ -1632,7 +1633,7 @@ async function instrumentedDrain(
       };
     },
   };
-  const store = createEventStore(timedDb);
+  const store = createEventStore(timedDb, { rollups: createRollupFolder(timedDb) });
   let persisted = 0;
   const worker = createWorker({
     queue: {

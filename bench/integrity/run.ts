@@ -23,9 +23,10 @@ import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { keyIdOf } from '../../src/integrity/checkpoint.js';
 import { leafHashOf } from '../../src/integrity/leaf.js';
-import { insertWithRollupsSql } from '../../src/store/analytics-store.js';
+import { insertWithRollupsSql } from '../../src/store/rollup-sql.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createEventStore } from '../../src/store/event-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import type { NewEvent } from '../../src/events/stored-event.js';
 import { createIntegrityStore } from '../../src/store/integrity-store.js';
 import { migrate } from '../../src/store/migrate.js';
@@ -149,7 +150,7 @@ async function main() {
   );
   await beforeDb.close();
   const afterDb = await freshDatabase();
-  const store = createEventStore(afterDb);
+  const store = createEventStore(afterDb, { rollups: createRollupFolder(afterDb) });
   const afterMs = await persist(PERSIST_EVENTS, (events) => store.insertBatch(events));
   const persistence = {
     rawRowsPerSecond: rate(PERSIST_EVENTS, rawMs),
@@ -169,7 +170,7 @@ async function main() {
   });
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const signer = { privateKey, keyId: keyIdOf(publicKey) };
-  const integrity = createIntegrityStore(afterDb);
+  const integrity = createIntegrityStore(afterDb, { rollups: createRollupFolder(afterDb) });
   const checkpointMs = await timed(async () => void (await integrity.checkpoint(signer)));
   const hashing = {
     hashEventsPerSecond: rate(hashEvents.length, hashMs),
@@ -181,8 +182,8 @@ async function main() {
   // 3. Verification over VERIFY_EVENTS.
   console.log(`verification: loading ${fmt(VERIFY_EVENTS)} events through insertBatch…`);
   const bigDb = await freshDatabase();
-  const bigStore = createEventStore(bigDb);
-  const bigIntegrity = createIntegrityStore(bigDb);
+  const bigStore = createEventStore(bigDb, { rollups: createRollupFolder(bigDb) });
+  const bigIntegrity = createIntegrityStore(bigDb, { rollups: createRollupFolder(bigDb) });
   const loadMs = await timed(async () => {
     for (let done = 0; done < VERIFY_EVENTS; done += BATCH) {
       await bigStore.insertBatch(makeBatch(Math.min(BATCH, VERIFY_EVENTS - done)));

@@ -42,6 +42,7 @@ import { createEventQueries, MAX_OFFSET } from '../../src/query/event-queries.js
 import { createAnalyticsStore } from '../../src/store/analytics-store.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createEventStore } from '../../src/store/event-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import type { NewEvent } from '../../src/events/stored-event.js';
 import { markdownTable } from '../support/table.js';
 
@@ -1232,8 +1233,10 @@ async function main(): Promise<void> {
     sqlClient = new pg.Client({ connectionString: databaseUrl });
     await sqlClient.connect();
     const sql = sqlClient;
-    const queries = createEventQueries({ store: createEventStore(db) });
-    const analytics = createAnalyticsService({ store: createAnalyticsStore(db) });
+    const queries = createEventQueries({ store: createEventStore(db, { rollups: createRollupFolder(db) }) });
+    const analytics = createAnalyticsService({
+      store: createAnalyticsStore(db, { rollups: createRollupFolder(db) }),
+    });
 
     // --- fixtures: sessions, the page-1000 positions
     const sessionList = (
@@ -1616,7 +1619,7 @@ async function readMeta(admin: pg.Client, dbName: string): Promise<LoadMeta | nu
 
 /** Loads `total` events through `insertBatch`, generating the next batch while PostgreSQL stores the last. */
 async function load(db: Database, total: number): Promise<LoadMeta> {
-  const store = createEventStore(db);
+  const store = createEventStore(db, { rollups: createRollupFolder(db) });
   const end = Date.now();
   const started = performance.now();
   let inserted = 0;

@@ -14,11 +14,17 @@ import { createRedisRateLimiter } from '../security/redis-rate-limiter.js';
 import { openDatabase, type Database } from '../store/database.js';
 import { createApiKeyStore, type ApiKeyStore } from '../store/api-key-store.js';
 import { createEventStore, type EventStore } from '../store/event-store.js';
+import { createRollupFolder, type RollupFolder } from '../store/rollup-folder.js';
 import { migrate } from '../store/migrate.js';
 
 export interface Backends {
   db: Database;
   store: EventStore;
+  /**
+   * The one analytics rollup folder of this process, shared by the stores that read the rollups
+   * (they fold first) and by the worker (it folds after each commit).
+   */
+  rollups: RollupFolder;
   apiKeys: ApiKeyStore;
   queue: EventQueue;
   /** True when queued entries outlive the process (Redis, or the on-disk queue): a stopping worker need not drain them. */
@@ -83,12 +89,14 @@ export async function openBackends(config: Config, options: BackendOptions = {})
       config.queue.kind === 'redis'
         ? createRedisEventBus(config.queue.url, `${config.queue.stream}:persisted`)
         : createMemoryEventBus();
+    const rollups = createRollupFolder(db);
     return {
       db,
       bus,
       rateLimiter,
       idClaims,
-      store: createEventStore(db),
+      store: createEventStore(db, { rollups }),
+      rollups,
       apiKeys: createApiKeyStore(db),
       queue,
       queueSurvivesRestart: !volatile,

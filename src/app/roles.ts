@@ -28,7 +28,6 @@ import { createApiKeyService } from '../security/api-keys.js';
 import { createAuthenticator, type KnownKey } from '../security/authenticate.js';
 import { createAuthThrottle } from '../security/auth-throttle.js';
 import { createRequestLimiter } from '../security/rate-limit.js';
-import { createRollupFolder } from '../store/analytics-store.js';
 import { createWorker } from '../worker/worker.js';
 import { consumerNameFor, type Backends } from './backends.js';
 
@@ -56,7 +55,7 @@ interface RoleDeps {
 
 function integrityServiceOf(deps: RoleDeps) {
   return createIntegrityService({
-    store: createIntegrityStore(deps.backends.db),
+    store: createIntegrityStore(deps.backends.db, { rollups: deps.backends.rollups }),
     events: deps.backends.store,
     key: deps.signingKey ?? null,
     checkpointIntervalMs: deps.config.integrity.checkpointIntervalMs,
@@ -97,7 +96,9 @@ export async function startApi(
     },
   });
   const events = createEventQueries({ store: backends.store });
-  const analytics = createAnalyticsService({ store: createAnalyticsStore(backends.db) });
+  const analytics = createAnalyticsService({
+    store: createAnalyticsStore(backends.db, { rollups: backends.rollups }),
+  });
   const authenticator = createAuthenticator({
     staticKeys: deps.keys,
     store: backends.apiKeys,
@@ -221,7 +222,7 @@ export async function startWorkerRole(
   };
   // The rollups count committed events once folded; folding after each commit keeps them seconds
   // fresh without the work sitting inside the insert lock (readers fold what is left first).
-  const rollups = createRollupFolder(backends.db);
+  const { rollups } = backends;
   let lastFoldWarning = 0;
   const foldFailed = (error: unknown) => {
     metrics.persistRetries.inc({ operation: 'fold' });
@@ -263,7 +264,7 @@ export async function startWorkerRole(
       }
     },
   });
-  const integrityStore = createIntegrityStore(backends.db);
+  const integrityStore = createIntegrityStore(backends.db, { rollups });
   const integrityLoops = startIntegrityLoops({
     service: integrityServiceOf(deps),
     store: integrityStore,

@@ -7,6 +7,7 @@ import { createIntegrityService } from '../integrity/service.js';
 import { createEventStore } from '../store/event-store.js';
 import { createIntegrityStore } from '../store/integrity-store.js';
 import { migrate } from '../store/migrate.js';
+import { createRollupFolder } from '../store/rollup-folder.js';
 import { EX_CONFIG, EX_TEMPFAIL, EX_USAGE } from './commands.js';
 import { openForCommand } from './database.js';
 
@@ -51,9 +52,10 @@ export async function verifyCommand(options: VerifyOptions, config: Config): Pro
   if (!db) return EX_TEMPFAIL;
   try {
     await migrate(db);
+    const rollups = createRollupFolder(db);
     const service = createIntegrityService({
-      store: createIntegrityStore(db),
-      events: createEventStore(db),
+      store: createIntegrityStore(db, { rollups }),
+      events: createEventStore(db, { rollups }),
       key: null,
       verifyKey: publicKey,
       checkpointIntervalMs: config.integrity.checkpointIntervalMs,

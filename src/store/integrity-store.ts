@@ -13,7 +13,7 @@ import type {
 import { verifyLog } from '../integrity/verification.js';
 import { MIN_SEQ } from '../validation.js';
 import type { Database, SqlSession } from './database.js';
-import { createRollupFolder } from './analytics-store.js';
+import type { RollupFolder } from './rollup-folder.js';
 import { createIntegrityLog } from './integrity-log.js';
 import {
   CHECKPOINT_COLUMNS,
@@ -84,8 +84,11 @@ export async function backfillLeaves(session: SqlSession): Promise<number> {
   }
 }
 
-export function createIntegrityStore(db: Database) {
-  const rollups = createRollupFolder(db);
+export function createIntegrityStore(
+  db: Database,
+  // Folded before retention, so no event is deleted before the rollups count it.
+  { rollups }: { rollups: Pick<RollupFolder, 'fold'> },
+) {
   const log = createIntegrityLog(db);
   const leafHashesOf = async (first: bigint, end: bigint): Promise<Buffer[]> => {
     const rows = await db.query<{ leaf_hash: Buffer | Uint8Array }>(

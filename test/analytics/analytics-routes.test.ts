@@ -12,6 +12,7 @@ import { createAuthenticator, digestSecret } from '../../src/security/authentica
 import { createAnalyticsStore } from '../../src/store/analytics-store.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createEventStore } from '../../src/store/event-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import { migrate } from '../../src/store/migrate.js';
 
 const HOUR = 3_600_000;
@@ -39,12 +40,13 @@ describe('analytics REST routes', () => {
       receivedAt: at,
       apiKeyId: null,
     });
-    await createEventStore(db).insertBatch([
+    const rollups = createRollupFolder(db);
+    await createEventStore(db, { rollups }).insertBatch([
       event('review_started', {}),
       event('review_completed', { duration_ms: 1500 }),
       event('llm_feedback_received', { model: 'gpt-4o-mini', prompt_tokens: 100, latency_ms: 900 }),
     ]);
-    const service = createAnalyticsService({ store: createAnalyticsStore(db), now: () => NOW });
+    const service = createAnalyticsService({ store: createAnalyticsStore(db, { rollups }), now: () => NOW });
     app = createHttpApp({
       routes: createAnalyticsRoutes(service),
       authenticator: createAuthenticator({

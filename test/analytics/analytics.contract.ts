@@ -12,9 +12,10 @@ import {
 import { binOf, mergeBins } from '../../src/math/histogram.js';
 import { AppError } from '../../src/errors.js';
 import { EVENT_TYPES } from '../../src/events/event-types.js';
-import { createAnalyticsStore, createRollupFolder } from '../../src/store/analytics-store.js';
+import { createAnalyticsStore } from '../../src/store/analytics-store.js';
 import type { Database } from '../../src/store/database.js';
 import { createEventStore } from '../../src/store/event-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import type { NewEvent } from '../../src/events/stored-event.js';
 import { DEFAULT_MIGRATIONS_DIR, migrate, readMigrations } from '../../src/store/migrate.js';
 
@@ -158,7 +159,8 @@ export function analyticsContract(
     beforeAll(async () => {
       fixture = await open();
       await migrate(fixture.db);
-      const events = createEventStore(fixture.db);
+      const rollups = createRollupFolder(fixture.db);
+      const events = createEventStore(fixture.db, { rollups });
       // The second batch redelivers two events of the first along with new ones:
       // only the new ones may count.
       const first = known.slice(0, 12);
@@ -168,7 +170,10 @@ export function analyticsContract(
       for (const stored of await Promise.all(all.map((e) => events.findById(e.id)))) {
         lagOf.set(stored!.id, stored!.persistedAt.getTime() - stored!.receivedAt.getTime());
       }
-      service = createAnalyticsService({ store: createAnalyticsStore(fixture.db), now: () => NOW });
+      service = createAnalyticsService({
+        store: createAnalyticsStore(fixture.db, { rollups }),
+        now: () => NOW,
+      });
     });
     afterAll(async () => {
       await fixture?.dispose();
@@ -372,7 +377,7 @@ export function analyticsContract(
       const before = await Promise.all(
         [30, 60].flatMap((days) => [service.usage(days), service.llm(days), service.performance(days)]),
       );
-      const events = createEventStore(fixture.db);
+      const events = createEventStore(fixture.db, { rollups: createRollupFolder(fixture.db) });
       expect((await events.insertBatch(all)).inserted).toBe(0);
       expect((await events.insertBatch(known.slice(3, 9))).inserted).toBe(0);
       const after = await Promise.all(
@@ -385,8 +390,8 @@ export function analyticsContract(
       const fresh = await open();
       try {
         await migrate(fresh.db);
-        const events = createEventStore(fresh.db);
         const rollups = createRollupFolder(fresh.db);
+        const events = createEventStore(fresh.db, { rollups });
         const countedEvents = async () =>
           (
             await fresh.db.query<{ n: number }>(
@@ -422,7 +427,7 @@ export function analyticsContract(
         expect((await events.insertBatch(batches[0]!)).inserted).toBe(0);
         expect(await rollups.fold()).toBe(0);
         await events.insertBatch([event('fold-late', 'review_started', at)]);
-        const daily = await createAnalyticsStore(fresh.db).dailyTypeCounts(
+        const daily = await createAnalyticsStore(fresh.db, { rollups }).dailyTypeCounts(
           new Date(Math.floor((at - DAY) / HOUR) * HOUR),
         );
         expect(daily.reduce((sum, row) => sum + row.events, 0)).toBe(201);
@@ -435,7 +440,7 @@ export function analyticsContract(
       const fresh = await open();
       try {
         await migrate(fresh.db);
-        const events = createEventStore(fresh.db);
+        const events = createEventStore(fresh.db, { rollups: createRollupFolder(fresh.db) });
         let folds = 0;
         const counting: Database = {
           ...fresh.db,
@@ -493,7 +498,9 @@ export function analyticsContract(
     });
 
     it('answers zeros and nulls for every window', async () => {
-      const service = createAnalyticsService({ store: createAnalyticsStore(fixture.db) });
+      const service = createAnalyticsService({
+        store: createAnalyticsStore(fixture.db, { rollups: createRollupFolder(fixture.db) }),
+      });
       for (const days of [1, 30, 365]) {
         const [usage, llm, performance] = await Promise.all([
           service.usage(days),
@@ -581,7 +588,7 @@ export function analyticsContract(
 
         // The same events through today's insert path, in several batches, with the same persisted_at.
         await migrate(live.db);
-        const store = createEventStore(live.db);
+        const store = createEventStore(live.db, { rollups: createRollupFolder(live.db) });
         for (let start = 0; start < events.length; start += 100) {
           await store.insertBatch(events.slice(start, start + 100));
         }
@@ -597,7 +604,10 @@ export function analyticsContract(
         });
 
         const analytics = async (db: Database) => {
-          const service = createAnalyticsService({ store: createAnalyticsStore(db), now: () => NOW });
+          const service = createAnalyticsService({
+            store: createAnalyticsStore(db, { rollups: createRollupFolder(db) }),
+            now: () => NOW,
+          });
           const results = await Promise.all(
             [7, 60].flatMap((days) => [service.usage(days), service.llm(days)]),
           );
@@ -616,7 +626,10 @@ export function analyticsContract(
         expect(backfilled.results[0]).toMatchObject({ totalEvents: 16, distinctSessions: 5 });
         expect(backfilled).toEqual(await analytics(live.db));
 
-        const service = createAnalyticsService({ store: createAnalyticsStore(before.db), now: () => NOW });
+        const service = createAnalyticsService({
+          store: createAnalyticsStore(before.db, { rollups: createRollupFolder(before.db) }),
+          now: () => NOW,
+        });
         // The lag the backfill computed is the stored one.
         const performance = await service.performance(60);
         expect(performance.pipelineLagMs.max).toBe(5234);

@@ -8,6 +8,7 @@ import { createEventStore } from '../../src/store/event-store.js';
 import type { NewEvent, StoredEvent } from '../../src/events/stored-event.js';
 import type { IntegrityProblem } from '../../src/integrity/report.js';
 import { createIntegrityStore } from '../../src/store/integrity-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import { migrate } from '../../src/store/migrate.js';
 import type { DatabaseFixture } from '../support/databases.js';
 
@@ -58,8 +59,9 @@ export function integrityContract(
       const fixture = await open();
       fixtures.push(fixture);
       await migrate(fixture.db);
-      const events = createEventStore(fixture.db);
-      const integrity = createIntegrityStore(fixture.db);
+      const rollups = createRollupFolder(fixture.db);
+      const events = createEventStore(fixture.db, { rollups });
+      const integrity = createIntegrityStore(fixture.db, { rollups });
       const key = keyPair();
       const stored: StoredEvent[] = [];
       for (let batch = 0; batch < batches; batch += 1) {

@@ -10,6 +10,7 @@ import { createLiveFeed, type Attendance, type LiveFeed } from '../../src/live/l
 import { createLogger } from '../../src/observability/logger.js';
 import { createEventQueries } from '../../src/query/event-queries.js';
 import { createEventStore } from '../../src/store/event-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import type { NewEvent, StoredEvent } from '../../src/events/stored-event.js';
 import { migrate } from '../../src/store/migrate.js';
 import { eventually } from '../support/app.js';
@@ -50,7 +51,7 @@ function liveFeedContract(
     beforeAll(async () => {
       fixture = await open();
       await migrate(fixture.db);
-      store = createEventStore(fixture.db);
+      store = createEventStore(fixture.db, { rollups: createRollupFolder(fixture.db) });
       await store.insertBatch(newEvents(3)); // stored before the feed starts: never delivered
       bus = openBus();
       feed = createLiveFeed({

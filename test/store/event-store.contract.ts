@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v7 as uuidv7 } from 'uuid';
 import { createEventStore } from '../../src/store/event-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import type { NewEvent } from '../../src/events/stored-event.js';
 import { classifyStoreError } from '../../src/failure-class.js';
 import { migrate, readMigrations } from '../../src/store/migrate.js';
@@ -31,7 +32,7 @@ export function eventStoreContract(
     beforeAll(async () => {
       fixture = await open();
       await migrate(fixture.db);
-      store = createEventStore(fixture.db);
+      store = createEventStore(fixture.db, { rollups: createRollupFolder(fixture.db) });
     });
     afterAll(async () => {
       await fixture?.dispose();

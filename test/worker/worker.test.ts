@@ -10,6 +10,7 @@ import { createMemoryQueue } from '../../src/queue/memory-queue.js';
 import { createRedisQueue } from '../../src/queue/redis-queue.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { createEventStore, PreparedBatch, type EventStore } from '../../src/store/event-store.js';
+import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createWorker, type WorkerOptions } from '../../src/worker/worker.js';
 import { eventually } from '../support/app.js';
@@ -38,7 +39,7 @@ const openers: Record<string, () => Promise<Backends>> = {
     return {
       queue,
       db,
-      store: createEventStore(db),
+      store: createEventStore(db, { rollups: createRollupFolder(db) }),
       async close() {
         await queue.close();
         await db.close();
@@ -58,7 +59,7 @@ const openers: Record<string, () => Promise<Backends>> = {
     return {
       queue,
       db,
-      store: createEventStore(db),
+      store: createEventStore(db, { rollups: createRollupFolder(db) }),
       async close() {
         await queue.close();
         await db.close();
