@@ -25,8 +25,26 @@ export function isSeqText(text: string): boolean {
   return SEQ_TEXT.test(text) && BigInt(text) <= MAX_SEQ;
 }
 
+/**
+ * A pattern that matches exactly the decimal texts of 0..`max` (leading zeros allowed, up to
+ * `max`'s length), so a document generated from a schema states the bound a refinement would hide.
+ */
+export function decimalAtMostPattern(max: bigint): string {
+  const digits = max.toString();
+  const alternatives = digits.length > 1 ? [`\\d{1,${digits.length - 1}}`] : [];
+  for (let at = 0; at < digits.length; at += 1) {
+    const digit = Number(digits[at]);
+    if (digit > 0) alternatives.push(`${digits.slice(0, at)}[0-${digit - 1}]\\d{${digits.length - 1 - at}}`);
+  }
+  alternatives.push(digits);
+  return `^(?:${alternatives.join('|')})$`;
+}
+
+/** {@link isSeqText} as a pattern (JSON Schema, OpenAPI). */
+export const SEQ_PATTERN = decimalAtMostPattern(MAX_SEQ);
+
 /** A zod piece for a seq given as text (query strings, GraphQL String arguments). */
-export const seqText = z.string().refine(isSeqText, SEQ_MESSAGE);
+export const seqText = z.string().regex(new RegExp(SEQ_PATTERN), SEQ_MESSAGE);
 
 /** @throws AppError BAD_REQUEST naming `field` when `text` is not a seq (see {@link isSeqText}). */
 export function checkSeqText(text: string, field: string): string {
@@ -54,6 +72,17 @@ export const wholeNumber = (min: number, max: number) =>
     .int('must be a whole number')
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
+
+/**
+ * {@link wholeNumber} whose range is named in one message, "must be between `min` and `max`",
+ * whichever bound is crossed (REST limits and windows).
+ */
+export const wholeNumberBetween = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be between ${min} and ${max}`)
+    .max(max, `must be between ${min} and ${max}`);
 
 /**
  * Flattens zod issues into field problems whose paths a caller can act on.
