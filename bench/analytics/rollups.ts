@@ -26,6 +26,7 @@ import { createEventStore } from '../../src/store/event-store.js';
 import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import type { NewEvent } from '../../src/events/stored-event.js';
 import { migrate } from '../../src/store/migrate.js';
+import { eventColumns } from '../support/event-columns.js';
 
 const ADMIN_URL = process.env['TEST_POSTGRES_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const BATCH = 1000;
@@ -106,15 +107,7 @@ function makeBatch(receivedAt: (index: number) => Date): NewEvent[] {
 async function bareInsert(db: Database, events: readonly NewEvent[]): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [0x61756469]);
-    await tx.query(BARE_INSERT, [
-      events.map((event) => event.id),
-      events.map((event) => event.eventType),
-      events.map((event) => event.sessionId),
-      events.map((event) => JSON.stringify(event.payload)),
-      events.map((event) => event.clientTime),
-      events.map((event) => event.receivedAt),
-      events.map((event) => event.apiKeyId),
-    ]);
+    await tx.query(BARE_INSERT, eventColumns(events, 'jsonb[]'));
   });
 }
 

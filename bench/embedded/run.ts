@@ -16,20 +16,29 @@
  * Run: `npx tsx bench/embedded/run.ts [--quick] [--help]`. Prints a table and writes
  * bench/embedded/results.json.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../../bin/node-flags.mjs';
+import { cpuSecondsOf } from '../support/cpu.js';
+import {
+  HTTP_BODY,
+  loadCommand,
+  loadErrors,
+  loadResultOf,
+  wrkInstalled,
+  type LoadTool,
+} from '../support/load-tool.js';
+import { freePort } from '../support/ports.js';
+import { ROOT, spawnChild, waitForHttp, type Child } from '../support/processes.js';
+import { writeResults } from '../support/results.js';
+import { median } from '../support/stats.js';
 import { markdownTable } from '../support/table.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '../..');
 const INGEST = path.join(ROOT, 'bench/ingest');
 
 const HELP = `Usage: npx tsx bench/embedded/run.ts [options]
@@ -51,7 +60,7 @@ interface Options {
   warmupS: number;
   durationS: number;
   connections: number;
-  loadTool: 'wrk' | 'node';
+  loadTool: LoadTool;
   dataParent: string;
   out: string;
 }
@@ -74,8 +83,7 @@ function parseOptions(argv: readonly string[]): Options {
     if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
     return value;
   };
-  const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
-  const loadTool = (flags.get('load-tool') ?? (hasWrk ? 'wrk' : 'node')) as Options['loadTool'];
+  const loadTool = (flags.get('load-tool') ?? (wrkInstalled() ? 'wrk' : 'node')) as LoadTool;
   if (loadTool !== 'wrk' && loadTool !== 'node') throw new Error('--load-tool must be wrk or node');
   const targets = (flags.get('only')?.split(',') ?? TARGETS) as Target[];
   const unknown = targets.filter((target) => !TARGETS.includes(target));
@@ -92,29 +100,10 @@ function parseOptions(argv: readonly string[]): Options {
   };
 }
 
-/** The body bench/ingest sends (225 bytes). */
-const BODY = JSON.stringify({
-  session_id: 123456,
-  event_type: 'review_started',
-  payload: {
-    code_language: 'python',
-    file_count: 12,
-    repo: 'github.com/example/auditgraph',
-    commit: '9f3c2a7b1e4d5f6a8b9c0d1e2f3a4b5c6d7e8f90',
-    user: 'reviewer@example.com',
-  },
-});
-
 type Target = 'bare' | 'memory-api' | 'disk-api' | 'memory' | 'disk';
 const TARGETS: Target[] = ['bare', 'memory-api', 'disk-api', 'memory', 'disk'];
 /** The target each one is compared with: the same process with the in-memory queue. */
 const BEFORE: Partial<Record<Target, Target>> = { 'disk-api': 'memory-api', disk: 'memory' };
-
-interface Child {
-  proc: ChildProcess;
-  output: string;
-  exited: Promise<number | string>;
-}
 
 const children = new Set<Child>();
 const commands: string[] = [];
@@ -131,47 +120,12 @@ function startChild(file: string, args: string[], env: Record<string, string>, r
           ' ',
         )} ${path.basename(file)} ${args.map((arg) => (path.isAbsolute(arg) ? path.relative(ROOT, arg) : arg)).join(' ')}`,
     );
-  const proc = spawn(file, args, {
-    cwd: ROOT,
+  const child = spawnChild(path.basename(file), file, args, {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const child: Child = {
-    proc,
-    output: '',
-    exited: new Promise((resolve) =>
-      proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-    ),
-  };
-  proc.stdout?.on('data', (chunk: Buffer) => (child.output += chunk.toString()));
-  proc.stderr?.on('data', (chunk: Buffer) => (child.output += chunk.toString()));
   children.add(child);
   void child.exited.then(() => children.delete(child));
   return child;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitReady(url: string, child: Child): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (!children.has(child)) throw new Error(`server exited before ready:\n${child.output.slice(-2000)}`);
-    if (
-      await fetch(url).then(
-        (response) => response.ok,
-        () => false,
-      )
-    )
-      return;
-    if (Date.now() > deadline) throw new Error(`server not ready:\n${child.output.slice(-2000)}`);
-    await sleep(100);
-  }
 }
 
 interface Measured {
@@ -183,64 +137,26 @@ interface Measured {
   cpuUsPerRequest: number;
 }
 
-/** CPU seconds a process has used, all threads, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
+const cpuSeconds = (pid: number) => cpuSecondsOf(pid) ?? Number.NaN;
 
 async function runLoad(options: Options, url: string, durationS: number, apiKey: string, record: boolean) {
-  const env = { BENCH_BODY: BODY, BENCH_API_KEY: apiKey };
-  const [file, args] =
-    options.loadTool === 'wrk'
-      ? [
-          'wrk',
-          [
-            '-t',
-            '1',
-            '-c',
-            String(options.connections),
-            '-d',
-            `${durationS}s`,
-            '--latency',
-            '-s',
-            path.join(INGEST, 'wrk-post.lua'),
-            url,
-          ],
-        ]
-      : [
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            path.join(INGEST, 'node-load.ts'),
-            url,
-            String(options.connections),
-            String(durationS),
-          ],
-        ];
+  const env = { BENCH_BODY: HTTP_BODY, BENCH_API_KEY: apiKey };
+  const [file, args] = loadCommand(options.loadTool, {
+    url,
+    connections: options.connections,
+    threads: 1,
+    durationS,
+  });
   const child = startChild(file, args, env, record);
   await child.exited;
-  const line = child.output.split('\n').find((text) => text.startsWith('BENCH_JSON '));
-  if (!line) throw new Error(`the load generator printed no result:\n${child.output.slice(-2000)}`);
-  const result = JSON.parse(line.slice('BENCH_JSON '.length)) as Record<string, number>;
-  const errors =
-    result.errors_connect! +
-    result.errors_read! +
-    result.errors_write! +
-    result.errors_status! +
-    result.errors_timeout!;
+  const result = loadResultOf(child.output);
+  if (!result) throw new Error(`the load generator printed no result:\n${child.output.slice(-2000)}`);
   return {
-    rps: (result.requests! - result.errors_status!) / (result.duration_us! / 1e6),
-    p50Ms: result.lat_p50_us! / 1000,
-    p99Ms: result.lat_p99_us! / 1000,
-    errors,
-    answered: result.requests! - result.errors_status!,
+    rps: (result.requests - result.errors_status) / (result.duration_us / 1e6),
+    p50Ms: result.lat_p50_us / 1000,
+    p99Ms: result.lat_p99_us / 1000,
+    errors: loadErrors(result),
+    answered: result.requests - result.errors_status,
   };
 }
 
@@ -281,9 +197,9 @@ async function measure(options: Options, target: Target, round: number): Promise
     );
   }
   try {
-    await waitReady(
+    await waitForHttp(
       target === 'bare' ? `http://127.0.0.1:${port}/` : `http://127.0.0.1:${port}/health/ready`,
-      server,
+      { child: server, timeoutMs: 90_000 },
     );
     const url = `http://127.0.0.1:${port}/log`;
     await runLoad(options, url, options.warmupS, apiKey, false);
@@ -317,12 +233,6 @@ async function fsyncLatencyMs(dataParent: string): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 
 async function main() {
   const options = parseOptions(process.argv.slice(2));
@@ -381,10 +291,7 @@ async function main() {
   console.log(
     `\n${table}\n\n${options.rounds} round(s) of ${options.durationS} s per target (medians), ${options.connections} connections, ${options.loadTool}\n${machine}\n\nCommands run:\n${commands.map((command) => `  ${command}`).join('\n')}`,
   );
-  writeFileSync(
-    options.out,
-    `${JSON.stringify({ date: new Date().toISOString(), machine, options, summary, rounds, commands }, null, 2)}\n`,
-  );
+  writeResults(options.out, { date: new Date().toISOString(), machine, options, summary, rounds, commands });
 }
 
 const cleanUp = () => {

@@ -26,8 +26,6 @@
  * `--root` starts auditgraph from another copy of the repository (e.g. `git archive` of an
  * older commit, with this one's node_modules linked), to compare before and after.
  */
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,16 +34,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { NODE_FLAGS } from '../../bin/node-flags.mjs';
-import {
-  BIN,
-  cpuSeconds,
-  createCleanups,
-  freePort,
-  freshBackends,
-  percentile,
-  startProcess,
-  waitForHttp,
-} from '../support/processes.js';
+import { freshServerSetup } from '../support/backends.js';
+import { cpuSecondsOf } from '../support/cpu.js';
+import { loadAverage } from '../support/machine.js';
+import { BIN, createCleanups, startProcess, waitForHttp } from '../support/processes.js';
+import { writeResults } from '../support/results.js';
+import { percentile } from '../support/stats.js';
 import { markdownTable } from '../support/table.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -194,26 +188,12 @@ interface PhaseResult {
 }
 
 async function main(): Promise<void> {
-  const { databaseUrl, stream } = await freshBackends(cleanups, {
+  // The probing key's limit must not refuse its probes; the flood keys get their own below.
+  const { adminKey, port, env } = await freshServerSetup(cleanups, {
     pgUrl: args['pg-url'] as string,
     redisUrl: args['redis-url'] as string,
     label: 'flood',
   });
-  const adminKey = `bench_${randomBytes(16).toString('hex')}`;
-  const port = await freePort();
-  const env = {
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: args['redis-url'] as string,
-    QUEUE_STREAM: stream,
-    ADMIN_API_KEY: adminKey,
-    PRODUCER_PORT: String(port),
-    QUERY_SERVICE_PORT: String(port),
-    METRICS_PORT: '0',
-    LOG_LEVEL: 'warn',
-    // The probing key's own limit must not refuse its probes; the flood keys get their own below.
-    RATE_LIMIT_PER_MINUTE: '10000000',
-    NODE_ENV: 'production',
-  };
   const root = args.root ? path.resolve(args.root) : undefined;
   const bin = root ? path.join(root, 'bin/auditgraph.mjs') : BIN;
   const serve = startProcess(cleanups, [...NODE_FLAGS, bin, 'serve'], env, 'auditgraph serve', { cwd: root });
@@ -289,7 +269,7 @@ async function main(): Promise<void> {
   for (const flood of chosen.flatMap((each) => [undefined, each])) {
     const phase = flood?.name ?? 'no flood';
     console.error(`… ${phase} (${durationS} s)`);
-    const serveCpuBefore = cpuSeconds(serve.pid!);
+    const serveCpuBefore = cpuSecondsOf(serve.pid!) ?? Number.NaN;
     const startedAt = now();
     if (flood) {
       await flooder.start({
@@ -304,7 +284,7 @@ async function main(): Promise<void> {
     const [health, log] = await probes();
     const report = flood ? await flooder.stop() : { seconds: 1, statuses: {} };
     const seconds = (now() - startedAt) / 1000;
-    const cpuPerSecond = (cpuSeconds(serve.pid!) - serveCpuBefore) / seconds;
+    const cpuPerSecond = ((cpuSecondsOf(serve.pid!) ?? Number.NaN) - serveCpuBefore) / seconds;
     if (!flood) baselineCpuPerSecond = cpuPerSecond;
     const floodRequests = Object.values(report.statuses).reduce((sum, count) => sum + count, 0);
     results.push({
@@ -342,12 +322,7 @@ async function main(): Promise<void> {
     String(result.health.failed + result.log.failed),
   ]);
   console.log(
-    `\nbench/flood on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os
-      .loadavg()
-      .map((value) => value.toFixed(2))
-      .join(
-        ' ',
-      )}; ${durationS} s per phase, ${connections} flooding connections, probes ${probeRate}/s each` +
+    `\nbench/flood on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${loadAverage()}; ${durationS} s per phase, ${connections} flooding connections, probes ${probeRate}/s each` +
       (root ? `; auditgraph from ${root}` : ''),
   );
   console.log(
@@ -368,10 +343,15 @@ async function main(): Promise<void> {
       rows,
     ),
   );
-  writeFileSync(
-    args.out as string,
-    `${JSON.stringify({ at: new Date().toISOString(), cores: os.cpus().length, root: root ?? null, durationS, connections, probeRate, results: results.map(({ baseline: _baseline, ...result }) => result) }, null, 2)}\n`,
-  );
+  writeResults(args.out as string, {
+    at: new Date().toISOString(),
+    cores: os.cpus().length,
+    root: root ?? null,
+    durationS,
+    connections,
+    probeRate,
+    results: results.map(({ baseline: _baseline, ...result }) => result),
+  });
 }
 
 main()

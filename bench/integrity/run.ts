@@ -30,6 +30,7 @@ import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import type { NewEvent } from '../../src/events/stored-event.js';
 import { createIntegrityStore } from '../../src/store/integrity-store.js';
 import { migrate } from '../../src/store/migrate.js';
+import { eventColumns } from '../support/event-columns.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ADMIN_URL = process.env['DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -120,15 +121,7 @@ const BEFORE = `
 INSERT INTO audit_events (id, event_type, session_id, payload, client_time, received_at, api_key_id)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::text[])
 ON CONFLICT (id) DO NOTHING`;
-const paramsOf = (events: NewEvent[]) => [
-  events.map((event) => event.id),
-  events.map((event) => event.eventType),
-  events.map((event) => event.sessionId),
-  events.map((event) => JSON.stringify(event.payload)),
-  events.map((event) => event.clientTime),
-  events.map((event) => event.receivedAt),
-  events.map((event) => event.apiKeyId),
-];
+const paramsOf = (events: NewEvent[]) => eventColumns(events, 'jsonb[]');
 
 async function main() {
   const results: Record<string, unknown> = { date: new Date().toISOString(), batch: BATCH };

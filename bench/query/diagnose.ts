@@ -19,15 +19,16 @@
  * Writes bench/query/diagnosis.txt and drops the copy. Waits, like run.ts, until no
  * bench/ingest/run.ts runs and the machine is otherwise idle before timing.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { machineCpuSeconds } from '../support/cpu.js';
+import { ingestBenchRunning } from './quiet.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -94,66 +95,58 @@ interface Query {
   params: unknown[];
 }
 
+/** The service's query beside its late-row-lookup form, on the same parameters. */
+const pair = (
+  service: { label: string; text: string },
+  late: { label: string; text: string },
+  params: unknown[],
+): Query[] => [
+  { label: `service: ${service.label}`, text: service.text, params },
+  { label: `late row: ${late.label}`, text: late.text, params },
+];
+
 const QUERIES: Query[] = [
-  { label: 'service: page 1000 (OFFSET 49950 LIMIT 51)', text: PRISMA_UNFILTERED, params: [51, 49950] },
-  { label: 'late row: page 1000', text: LATE_UNFILTERED, params: [51, 49950] },
-  {
-    label: 'service: page 2001 (OFFSET 100000, the deepest allowed)',
-    text: PRISMA_UNFILTERED,
-    params: [51, 100000],
-  },
-  { label: 'late row: page 2001', text: LATE_UNFILTERED, params: [51, 100000] },
-  {
-    label: 'service: page 1000 by type llm_query_sent',
-    text: PRISMA_BY_TYPE,
-    params: ['llm_query_sent', 51, 49950],
-  },
-  {
-    label: 'late row: page 1000 by type llm_query_sent',
-    text: LATE_BY_TYPE,
-    params: ['llm_query_sent', 51, 49950],
-  },
-  {
-    label: 'service: newest 50 by type error_occurred',
-    text: PRISMA_BY_TYPE,
-    params: ['error_occurred', 51, 0],
-  },
-  {
-    label: 'late row: newest 50 by type error_occurred',
-    text: LATE_BY_TYPE,
-    params: ['error_occurred', 51, 0],
-  },
-  { label: 'service: GET /events/types (eventTypeStats)', text: EVENT_TYPE_STATS, params: [] },
-  { label: 'late row: GET /events/types', text: EVENT_TYPE_STATS_LATE, params: [] },
+  ...pair(
+    { label: 'page 1000 (OFFSET 49950 LIMIT 51)', text: PRISMA_UNFILTERED },
+    { label: 'page 1000', text: LATE_UNFILTERED },
+    [51, 49950],
+  ),
+  ...pair(
+    { label: 'page 2001 (OFFSET 100000, the deepest allowed)', text: PRISMA_UNFILTERED },
+    { label: 'page 2001', text: LATE_UNFILTERED },
+    [51, 100000],
+  ),
+  ...pair(
+    { label: 'page 1000 by type llm_query_sent', text: PRISMA_BY_TYPE },
+    { label: 'page 1000 by type llm_query_sent', text: LATE_BY_TYPE },
+    ['llm_query_sent', 51, 49950],
+  ),
+  ...pair(
+    { label: 'newest 50 by type error_occurred', text: PRISMA_BY_TYPE },
+    { label: 'newest 50 by type error_occurred', text: LATE_BY_TYPE },
+    ['error_occurred', 51, 0],
+  ),
+  ...pair(
+    { label: 'GET /events/types (eventTypeStats)', text: EVENT_TYPE_STATS },
+    { label: 'GET /events/types', text: EVENT_TYPE_STATS_LATE },
+    [],
+  ),
 ];
 /** Queries whose cost depends on where the newest events of a type are, not on depth. */
 const byRecency = (query: Query) =>
   query.label.includes('error_occurred') || query.label.includes('/events/types');
 
-function machineTicks(): { busy: number; total: number } {
-  const fields = readFileSync('/proc/stat', 'utf8')
-    .split('\n')[0]!
-    .trim()
-    .split(/\s+/)
-    .slice(1, 9)
-    .map(Number);
-  const total = fields.reduce((sum, value) => sum + value, 0);
-  return { busy: total - fields[3]! - fields[4]!, total };
-}
-
 /** Until no ingest benchmark runs and the machine (idle on our side) uses at most 0.25 cores, up to 40 min. */
 async function waitQuiet(): Promise<void> {
   const deadline = Date.now() + 40 * 60_000;
   while (Date.now() < deadline) {
-    const ingest =
-      spawnSync('pgrep', ['-f', 'bench/ingest/run.ts'], { encoding: 'utf8' }).stdout.trim() !== '';
-    if (ingest) {
+    if (ingestBenchRunning()) {
       await sleep(30_000);
       continue;
     }
-    const before = machineTicks();
+    const before = machineCpuSeconds();
     await sleep(2000);
-    const after = machineTicks();
+    const after = machineCpuSeconds();
     const cores = ((after.busy - before.busy) / (after.total - before.total)) * os.availableParallelism();
     if (cores <= 0.25) return;
     await sleep(13_000);
@@ -257,10 +250,15 @@ try {
 
   // A selective delete (an erasure request, a dropped type) frees a little space on most pages;
   // later rows fill those holes one or two per page, so a page of newest rows spans ~1 page per row.
+  // After a delete: vacuumed, 100,000 newer rows (which fill the holes), vacuumed and analyzed.
+  const db = client;
+  const refill = async () => {
+    await db.query('VACUUM audit_events');
+    await db.query(newest(100_000));
+    await db.query('VACUUM ANALYZE audit_events');
+  };
   const erased = await client.query(`DELETE FROM audit_events WHERE event_type = 'error_occurred'`);
-  await client.query('VACUUM audit_events');
-  await client.query(newest(100_000));
-  await client.query('VACUUM ANALYZE audit_events');
+  await refill();
   await state(
     client,
     `E. after a selective delete (all ${erased.rowCount} error_occurred rows, vacuumed), 100,000 newer rows, vacuumed`,
@@ -271,9 +269,7 @@ try {
   const purged = await client.query(
     'DELETE FROM audit_events WHERE seq <= (SELECT min(seq) + 1000000 FROM audit_events)',
   );
-  await client.query('VACUUM audit_events');
-  await client.query(newest(100_000));
-  await client.query('VACUUM ANALYZE audit_events');
+  await refill();
   await state(
     client,
     `D. after a retention purge (oldest ${purged.rowCount} rows deleted, vacuumed), 100,000 newer rows, vacuumed`,

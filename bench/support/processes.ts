@@ -1,23 +1,152 @@
 /**
- * What a bench needs around auditgraph's processes, as bench/live and
- * bench/ingest do it: free ports, a fresh PostgreSQL database and Redis
- * stream, processes started with the users' Node flags and stopped (SIGTERM,
- * then SIGKILL) by one cleanup list, and CPU readings from /proc.
+ * Child processes for benches and tests: started with their output kept (and
+ * printed when they fail), stopped with SIGTERM then SIGKILL, waited on until
+ * they answer over HTTP or print a line. Servers are started as users start
+ * them: `node` with the bin's flags, on the repository's bin/auditgraph.mjs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/auditgraph.mjs');
 
-/** Steps run in reverse order by {@link runCleanups}, at the end or on Ctrl-C. */
+export interface Child {
+  name: string;
+  proc: ChildProcess;
+  /** What it wrote to stdout and stderr (the last `keepChars` of it). */
+  output: string;
+  /** What it wrote to stdout alone. */
+  stdout: string;
+  /** Resolves with the exit code, or the signal's name, or the spawn error's message. */
+  exited: Promise<number | string>;
+  /** Undefined while it runs. */
+  exitCode: number | string | undefined;
+}
+
+export interface SpawnOptions {
+  /** The whole environment: nothing is inherited. */
+  env: NodeJS.ProcessEnv;
+  cwd?: string | undefined;
+  /** An IPC channel as its fourth stdio (`child.proc.send`). */
+  ipc?: boolean;
+  /** How much output to keep; all of it when not set. */
+  keepChars?: number;
+  /** Each chunk of stderr as it comes, e.g. to echo it. */
+  onStderr?: (text: string) => void;
+}
+
+/** Starts `file args` in the repository (or `cwd`), keeping its output. */
+export function spawnChild(
+  name: string,
+  file: string,
+  args: readonly string[],
+  options: SpawnOptions,
+): Child {
+  const proc = spawn(file, args, {
+    cwd: options.cwd ?? ROOT,
+    env: options.env,
+    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+  });
+  const child: Child = {
+    name,
+    proc,
+    output: '',
+    stdout: '',
+    exited: Promise.resolve(0),
+    exitCode: undefined,
+  };
+  const keep = (text: string) => {
+    child.output += text;
+    if (options.keepChars !== undefined && child.output.length > options.keepChars)
+      child.output = child.output.slice(-options.keepChars);
+  };
+  proc.stdout!.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    child.stdout += text;
+    if (options.keepChars !== undefined && child.stdout.length > options.keepChars)
+      child.stdout = child.stdout.slice(-options.keepChars);
+    keep(text);
+  });
+  proc.stderr!.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    keep(text);
+    options.onStderr?.(text);
+  });
+  child.exited = new Promise((resolve) => {
+    proc.once('exit', (code, signal) => {
+      child.exitCode = code ?? signal ?? 'unknown';
+      resolve(child.exitCode);
+    });
+    proc.once('error', (error) => {
+      child.output += `\n${error.message}`;
+      child.exitCode = error.message;
+      resolve(error.message);
+    });
+  });
+  return child;
+}
+
+/** SIGTERM (a server stops cleanly, and writes its --cpu-prof), then SIGKILL after `timeoutMs`. */
+export async function stopChild(
+  child: Child,
+  timeoutMs = 15_000,
+  onKill?: (child: Child) => void,
+): Promise<void> {
+  if (child.exitCode !== undefined) return;
+  child.proc.kill('SIGTERM');
+  const stopped = await Promise.race([child.exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+  if (stopped) return;
+  onKill?.(child);
+  child.proc.kill('SIGKILL');
+  await child.exited;
+}
+
+export function childFailed(child: Child, what: string): Error {
+  return new Error(
+    `${child.name} ${what} (exit ${child.exitCode}). Its last output:\n${child.output.slice(-4000)}`,
+  );
+}
+
+/**
+ * Waits until `url` answers 200; with `child`, fails at once (with its output)
+ * if it exits first, and names it when time runs out.
+ */
+export async function waitForHttp(
+  url: string,
+  options: { child?: Child; timeoutMs?: number; intervalMs?: number } = {},
+): Promise<void> {
+  const { child, timeoutMs = 60_000, intervalMs = 100 } = options;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child?.exitCode !== undefined) throw childFailed(child, 'exited before it was ready');
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      if (child) throw childFailed(child, `was not ready at ${url} within ${timeoutMs} ms`);
+      throw new Error(`${url} not ready`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** Waits until the child has printed `pattern`. */
+export async function waitForOutput(child: Child, pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(child.output)) {
+    if (child.exitCode !== undefined) throw childFailed(child, 'exited before it started');
+    if (Date.now() > deadline) throw childFailed(child, `did not print ${pattern} within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+/** Steps run in reverse order by `run()`, at the end or on Ctrl-C. */
 export function createCleanups() {
   const steps: Array<() => Promise<void> | void> = [];
   const run = async () => {
@@ -28,97 +157,30 @@ export function createCleanups() {
 }
 export type Cleanups = ReturnType<typeof createCleanups>;
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A new database and stream name, both removed by `cleanups`. */
-export async function freshBackends(
-  cleanups: Cleanups,
-  options: { pgUrl: string; redisUrl: string; label: string },
-): Promise<{ databaseUrl: string; stream: string }> {
-  const runId = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
-  const dbName = `ag_bench_${options.label}_${runId}`;
-  const admin = new pg.Client({ connectionString: options.pgUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${dbName}"`);
-  await admin.end();
-  cleanups.push(async () => {
-    const client = new pg.Client({ connectionString: options.pgUrl });
-    await client.connect();
-    await client.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await client.end();
-  });
-  const url = new URL(options.pgUrl);
-  url.pathname = `/${dbName}`;
-  const stream = `ag-bench-${options.label}:${runId}`;
-  cleanups.push(async () => {
-    const redis = new Redis(options.redisUrl);
-    await redis.del(stream, `${stream}:dead`);
-    redis.disconnect();
-  });
-  return { databaseUrl: url.toString(), stream };
-}
-
-/** Starts `node <args>` in the repository; its output is kept and printed if it fails. */
+/**
+ * Starts `node <command>` in the repository with only PATH, HOME and `env`,
+ * stopped by `cleanups`; its output is printed if it exits on its own with a
+ * failure. `BENCH_NODE_ARGS` (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+ * profiles the servers.
+ */
 export function startProcess(
   cleanups: Cleanups,
   command: string[],
   env: Record<string, string>,
   name: string,
-  options: { ipc?: boolean; cwd?: string } = {},
+  options: { ipc?: boolean; cwd?: string | undefined } = {},
 ): ChildProcess {
-  // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the servers.
   const nodeArgs = process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, ...command], {
-    cwd: options.cwd ?? ROOT,
+  const child = spawnChild(name, process.execPath, [...nodeArgs, ...command], {
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env },
-    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    cwd: options.cwd,
+    ipc: options.ipc ?? false,
   });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.once('exit', (code, signal) => {
+  child.proc.once('exit', (code, signal) => {
     if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') {
-      console.error(`${name} exited (${code ?? signal}):\n${output.slice(-4000)}`);
+      console.error(`${name} exited (${code ?? signal}):\n${child.output.slice(-4000)}`);
     }
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  cleanups.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const force = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(force);
-  });
-  return child;
-}
-
-export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} not ready`);
-    await sleep(200);
-  }
-}
-
-/** CPU seconds (user + system) the process has used so far. */
-export function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** The p-th percentile (0-100) of ascending values, nearest rank. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  cleanups.push(() => stopChild(child));
+  return child.proc;
 }

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startAuditgraph, type Role, type Running } from '../../src/app/start.js';
@@ -8,6 +7,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { digestSecret, type KnownKey, type Scope } from '../../src/security/authenticate.js';
 import { createTestDatabase, REDIS_URL, uniqueStream } from './services.js';
+import { freePort } from '../../bench/support/ports.js';
 
 export type Backend = 'embedded' | 'postgres+redis';
 
@@ -70,14 +70,8 @@ export async function startTestApp(
   };
 }
 
-/** A port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+// A port that was free a moment ago: one helper for benches and tests.
+export { freePort };
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(
