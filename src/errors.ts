@@ -153,7 +153,7 @@ export function websocketCloseCodeOf(code: ErrorCode): number {
 }
 
 /** Thrown from an exhaustive switch's default branch: the compiler proves it unreachable. */
-export class UnreachableCaseError extends Error {
+class UnreachableCaseError extends Error {
   constructor(value: never) {
     super(`Unreachable case: ${JSON.stringify(value)}`);
   }

@@ -18,10 +18,10 @@ export const MAX_SEQ = 9_223_372_036_854_775_807n;
 export const MIN_SEQ = -9_223_372_036_854_775_808n;
 
 const SEQ_TEXT = /^\d{1,19}$/;
-export const SEQ_MESSAGE = 'must be a seq: a whole number from 0 to 9223372036854775807';
+const SEQ_MESSAGE = 'must be a seq: a whole number from 0 to 9223372036854775807';
 
 /** Whether `text` is a position a client may give: 0..{@link MAX_SEQ} in decimal (seqs start at 1). */
-export function isSeqText(text: string): boolean {
+function isSeqText(text: string): boolean {
   return SEQ_TEXT.test(text) && BigInt(text) <= MAX_SEQ;
 }
 
@@ -29,7 +29,7 @@ export function isSeqText(text: string): boolean {
  * A pattern that matches exactly the decimal texts of 0..`max` (leading zeros allowed, up to
  * `max`'s length), so a document generated from a schema states the bound a refinement would hide.
  */
-export function decimalAtMostPattern(max: bigint): string {
+function decimalAtMostPattern(max: bigint): string {
   const digits = max.toString();
   const alternatives = digits.length > 1 ? [`\\d{1,${digits.length - 1}}`] : [];
   for (let at = 0; at < digits.length; at += 1) {
@@ -41,7 +41,7 @@ export function decimalAtMostPattern(max: bigint): string {
 }
 
 /** {@link isSeqText} as a pattern (JSON Schema, OpenAPI). */
-export const SEQ_PATTERN = decimalAtMostPattern(MAX_SEQ);
+const SEQ_PATTERN = decimalAtMostPattern(MAX_SEQ);
 
 /** A zod piece for a seq given as text (query strings, GraphQL String arguments). */
 export const seqText = z.string().regex(new RegExp(SEQ_PATTERN), SEQ_MESSAGE);
@@ -52,30 +52,10 @@ export function checkSeqText(text: string, field: string): string {
   return text;
 }
 
-/** @throws AppError BAD_REQUEST naming `field` for a position outside int8. */
-export function checkSeq(seq: bigint, field: string): bigint {
-  if (seq > MAX_SEQ || seq < MIN_SEQ) {
-    throw badRequest(`${field} is out of range (a seq fits in 64 bits)`, [
-      { field, message: 'is out of range: a seq fits in 64 bits' },
-    ]);
-  }
-  return seq;
-}
-
 /**
  * A whole number from `min` to `max`, given as text (query strings, environment,
- * command-line options) or as a number.
- */
-export const wholeNumber = (min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
-
-/**
- * {@link wholeNumber} whose range is named in one message, "must be between `min` and `max`",
- * whichever bound is crossed (REST limits and windows).
+ * command-line options) or as a number; its range is named in one message,
+ * "must be between `min` and `max`", whichever bound is crossed.
  */
 export const wholeNumberBetween = (min: number, max: number) =>
   z.coerce

@@ -2,7 +2,7 @@ import { redactUrl, type Config } from '../config/index.js';
 import { isDatabaseUnavailable } from '../failure-class.js';
 
 /** Where the PostgreSQL URL comes from, for messages that say what to fix. */
-export const DATABASE_VARIABLES =
+const DATABASE_VARIABLES =
   'DATABASE_URL (or DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD)';
 
 /** Socket and DNS failures: the server named is not there (a file-system error is not one). */

@@ -12,7 +12,7 @@ export const MAX_SESSION_ID_LENGTH = 128;
  * 0001-9999 once the offset is applied (`0000-01-01T00:00:00Z`,
  * `0001-01-01T00:00:00+23:59`), would be changed or refused by the database.
  */
-export function unstorableTimeProblem(value: string): string | undefined {
+function unstorableTimeProblem(value: string): string | undefined {
   const fraction = /\.(\d+)/.exec(value)?.[1];
   if (fraction !== undefined && fraction.length > 3 && !/^0+$/.test(fraction.slice(3)))
     return 'must have at most millisecond precision (3 fractional digits): times are stored to the millisecond';

@@ -13,8 +13,8 @@ import { badRequest } from '../errors.js';
  * reaches further, but Prisma and the drivers format years outside four digits
  * (year 0, 10000) in ways it refuses, and no audit event lives there.
  */
-export const EARLIEST_INSTANT_MS = Date.parse('0001-01-01T00:00:00.000Z');
-export const LATEST_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
+const EARLIEST_INSTANT_MS = Date.parse('0001-01-01T00:00:00.000Z');
+const LATEST_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
 
 export const UNSTORABLE_TEXT = 'must not contain NUL characters or unpaired surrogates';
 export const INSTANT_RANGE = 'must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z (UTC)';

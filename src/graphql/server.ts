@@ -18,7 +18,7 @@ import { resolvers } from './resolvers.js';
 const SCHEMA_DIR = fileURLToPath(new URL('./schema/', import.meta.url));
 
 /** The SDL, from the `.graphql` files that codegen also reads. */
-export function loadTypeDefs(): string {
+function loadTypeDefs(): string {
   return readdirSync(SCHEMA_DIR)
     .filter((file) => file.endsWith('.graphql'))
     .sort()

@@ -21,7 +21,7 @@ import { eventTypeSchema, restEventSchema, toRestEvent } from './rest-event.js';
 import type { Route } from './server.js';
 
 /** The most events one `POST /log` may carry. */
-export const MAX_BATCH = 1000;
+const MAX_BATCH = 1000;
 
 const eventsQuerySchema = z.strictObject({
   limit: wholeNumberBetween(1, 1000).default(50),

@@ -37,7 +37,7 @@ export function chainRoot(previousRoot: Uint8Array, rangeRoot: Uint8Array): Buff
 }
 
 /** The bytes a checkpoint's signature covers. */
-export function checkpointMessage(body: CheckpointBody): Buffer {
+function checkpointMessage(body: CheckpointBody): Buffer {
   const { index, firstLeaf, treeSize, lastSeq, rangeRoot, previousRoot, rootHash, createdAt, keyId } = body;
   return Buffer.from(
     canonicalize({

@@ -28,7 +28,7 @@ export const EMBEDDED_KEY_FILE = 'integrity-signing-key.pem';
  * Reads an Ed25519 private key given as PKCS#8 PEM or base64 of the PKCS#8 DER.
  * @throws Error naming the format expected (never echoing the value).
  */
-export function parsePrivateKey(text: string): KeyObject {
+function parsePrivateKey(text: string): KeyObject {
   let key: KeyObject;
   try {
     const trimmed = text.trim();

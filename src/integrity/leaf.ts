@@ -48,7 +48,7 @@ export function leafTime(value: Date | string): string {
   return date.toISOString();
 }
 
-export function toLeafRecord(event: EventLike): LeafRecord {
+function toLeafRecord(event: EventLike): LeafRecord {
   return {
     id: event.id.toLowerCase(),
     seq: String(event.seq),

@@ -15,7 +15,7 @@ import type { IntegrityProblem, IntegrityReport, VerifyWindow } from './report.j
  */
 
 /** Rows per read while verifying: large enough to amortize the round trip, small enough for memory. */
-export const VERIFY_CHUNK = 10_000;
+const VERIFY_CHUNK = 10_000;
 
 /** The first checkpoint that is not a valid link of the chain from the zero root; null when all are. */
 function brokenLink(checkpoints: readonly Checkpoint[], publicKey: KeyObject | null): Checkpoint | null {

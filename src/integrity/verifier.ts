@@ -98,6 +98,3 @@ export function verifyEventProof(
     };
   }
 }
-
-export { verifyCheckpoint, type Checkpoint } from './checkpoint.js';
-export { leafHashOf, toLeafRecord, type LeafRecord } from './leaf.js';

@@ -58,7 +58,7 @@ function fromWire(event: WireEvent): StoredEvent {
  * (`payloadJson`): the worker announces every event it stores, and serializing
  * the payloads again was most of that cost.
  */
-export function announcementJson(events: readonly StoredEvent[]): string {
+function announcementJson(events: readonly StoredEvent[]): string {
   let text = '{"events":[';
   for (let index = 0; index < events.length; index += 1) {
     const event = events[index]!;

@@ -42,7 +42,7 @@ export interface Attendance {
  * This process's view of the stored events: every event, once, in seq order,
  * shortly after its commit. Announcements from the bus are the fast path; the
  * database fills whatever they miss. Seq values become visible in commit order
- * (inserts are serialized, src/store/event-store.ts), so when an announcement
+ * (inserts are serialized, the write lease, src/store/write-lease.ts), so when an announcement
  * starts past the position delivered last, every event in between is already
  * committed and one range read recovers it: a lost, late or reordered message
  * never becomes a gap. A lost last message is found by the idle check.

@@ -11,7 +11,7 @@
  * models and batches merge by adding counts: that is what lets batches of events be
  * folded into them as they are stored, and a window read them as a sum.
  *
- * PostgreSQL computes the bins as it folds (src/store/analytics-store.ts, from
+ * PostgreSQL computes the bins as it folds (src/store/rollup-sql.ts, from
  * these constants); this module turns bin counts back into values.
  */
 

@@ -7,8 +7,7 @@ export type { Logger };
  * so a careless `logger.info({ headers })` cannot leak a key.
  */
 /** Connection strings inside messages lose their passwords: `scheme://user:secret@` → `scheme://user:***@`. */
-export const redactSecretsIn = (text: string): string =>
-  text.replace(/(\w+:\/\/[^\s:/@]*:)[^\s@/]+@/g, '$1***@');
+const redactSecretsIn = (text: string): string => text.replace(/(\w+:\/\/[^\s:/@]*:)[^\s@/]+@/g, '$1***@');
 
 function redactedError(error: unknown) {
   const serialized = pino.stdSerializers.err(error as Error);

@@ -41,7 +41,7 @@ export interface EventPage {
 
 export const MAX_PAGE_SIZE = 1000;
 /** Each payload match is a condition of the query: a few describe any real search. */
-export const MAX_PAYLOAD_MATCHES = 32;
+const MAX_PAYLOAD_MATCHES = 32;
 /** Offset paging past this many rows is refused: the keyset cursor costs the same at any depth. */
 export const MAX_OFFSET = 100_000;
 

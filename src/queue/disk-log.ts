@@ -165,8 +165,7 @@ export async function writeAllAt(handle: FileHandle, data: Buffer, position: num
  * and one trip through libuv's thread pool where write and fdatasync took two (measured: ~30 %
  * less CPU per group commit here).
  */
-export const SEGMENT_FLAGS =
-  constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | (constants.O_DSYNC ?? 0);
+const SEGMENT_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | (constants.O_DSYNC ?? 0);
 /** Windows has no O_DSYNC: each write is followed by an fdatasync there. */
 export const SYNC_AFTER_WRITE = constants.O_DSYNC === undefined;
 

@@ -80,7 +80,7 @@ return {replayed, missing}
  * Bodies gathered before their call goes out, without waiting for the end of the turn. Under load
  * one poll phase reads dozens of requests: sending the first ones while the rest are still being
  * read lets Redis work beside this process, where one call per turn left the API idle while Redis
- * ran it (in bench/ingest the API's process went from 92 % to 101 % of a core, see its README).
+ * ran it (in bench/ingest the API's process went from 92 % to 101 % of a core, see bench/ingest/history-2.md).
  * Calls on one connection run in the order sent, so enqueues are still taken in call order.
  */
 const FLUSH_AT_BODIES = 16;

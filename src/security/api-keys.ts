@@ -6,7 +6,7 @@ import type { ApiKeyRecord, ApiKeyStore } from '../store/api-key-store.js';
 import { generateSecret, SCOPES, type Scope } from './authenticate.js';
 import { checkText, isStorableText, UNSTORABLE_TEXT } from '../events/storable.js';
 
-export const newKeySchema = z.strictObject({
+const newKeySchema = z.strictObject({
   name: z
     .string()
     .trim()

@@ -22,7 +22,7 @@ export interface AuthThrottle {
 }
 
 /** How long an accepted secret passes a throttled address's check. */
-export const VOUCH_MS = 60 * MINUTE_MS;
+const VOUCH_MS = 60 * MINUTE_MS;
 const MAX_VOUCHED = 10_000;
 
 /**

@@ -67,7 +67,7 @@ export function createMemoryRateLimiter(now: () => number = Date.now): RateLimit
   };
 }
 
-export function rateLimitHeaders(decision: RateLimitDecision): Record<string, string> {
+function rateLimitHeaders(decision: RateLimitDecision): Record<string, string> {
   return addRateLimitHeaders({}, decision);
 }
 
@@ -83,7 +83,7 @@ export function addRateLimitHeaders(
 }
 
 /** @throws AppError RATE_LIMITED, with Retry-After and X-RateLimit-* headers, when the decision refuses. */
-export function enforce(decision: RateLimitDecision): void {
+function enforce(decision: RateLimitDecision): void {
   if (decision.allowed) return;
   throw new AppError('RATE_LIMITED', `Rate limit of ${decision.limit} requests per minute exceeded.`, {
     retryAfterSeconds: decision.resetSeconds,

@@ -31,7 +31,7 @@ export interface WindowDecision {
 const slotOf = (bucket: number): number => ((bucket % SPAN) + SPAN) % SPAN;
 
 /** One key's counts: SPAN buckets in a ring, and their sum. */
-export class WindowCounts {
+class WindowCounts {
   // Typed: a table of 100,000 windows (the addresses of a flood) stays within tens of MiB.
   private readonly counts = new Int32Array(SPAN);
   /** The newest bucket counted into; older slots hold the buckets before it. */

@@ -42,7 +42,7 @@ const CHECKPOINT_LOCK_KEY = 0x61756463; // "audc"
 const RETENTION_LOCK_KEY = 0x61756472; // "audr"
 
 /** Leaves per checkpoint at most, which bounds what one proof reads and hashes (2 MiB of hashes). */
-export const MAX_CHECKPOINT_LEAVES = 65_536;
+const MAX_CHECKPOINT_LEAVES = 65_536;
 /** Events per read while backfilling, as verification reads them. */
 const BACKFILL_CHUNK = 10_000;
 
