@@ -57,11 +57,12 @@ export async function openBackends(config: Config, options: BackendOptions = {})
   let opened: EventQueue | undefined;
   try {
     await migrate(db);
-    const volatile = config.queue.kind === 'memory' && options.volatileQueue === true;
+    const volatile = config.queue.kind === 'disk' && options.volatileQueue === true;
     const queue =
       config.queue.kind === 'redis'
         ? await createRedisQueue({
             url: config.queue.url,
+            urlFrom: config.queue.from,
             stream: config.queue.stream,
             maxLength: config.queue.maxLength,
           })
@@ -83,7 +84,12 @@ export async function openBackends(config: Config, options: BackendOptions = {})
         : createMemoryRateLimiter();
     const idClaims =
       config.queue.kind === 'redis'
-        ? await createRedisIdClaims(config.queue.url, `${config.queue.stream}:ids`, config.eventIdClaimTtlMs)
+        ? await createRedisIdClaims(
+            config.queue.url,
+            `${config.queue.stream}:ids`,
+            config.eventIdClaimTtlMs,
+            config.queue.from,
+          )
         : createMemoryIdClaims(config.eventIdClaimTtlMs);
     const bus =
       config.queue.kind === 'redis'

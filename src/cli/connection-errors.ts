@@ -1,7 +1,7 @@
 import { redactUrl, type Config } from '../config/index.js';
 import { isDatabaseUnavailable } from '../failure-class.js';
 
-/** Where the PostgreSQL URL comes from, for messages that say what to fix. */
+/** Where the PostgreSQL URL may come from, when the configuration does not say which. */
 const DATABASE_VARIABLES =
   'DATABASE_URL (or DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD)';
 
@@ -17,7 +17,7 @@ const NETWORK_CODE = /^E(CONN|HOST|NET|AI_|NOTFOUND|TIMEDOUT|PIPE)/;
  */
 export function describeConnectionError(error: unknown, config: Config): string | undefined {
   if (config.database.kind !== 'postgres') return undefined;
-  const at = `PostgreSQL at ${redactUrl(config.database.url)}, from ${DATABASE_VARIABLES}`;
+  const at = `PostgreSQL at ${redactUrl(config.database.url)}, from ${config.database.from ?? DATABASE_VARIABLES}`;
   const code = (error as { code?: unknown } | null)?.code;
   const reason = reasonOf(error);
   if (typeof code === 'string' && code.startsWith('28')) {

@@ -60,7 +60,7 @@ export async function runRole(role: Role, config: Config): Promise<number> {
 function roleProblems(role: Role, config: Config): string[] {
   if (role === 'all') return [];
   const problems: string[] = [];
-  if (config.queue.kind === 'memory') {
+  if (config.queue.kind === 'disk') {
     problems.push(`'${role}' alone needs Redis (set REDIS_URL): the in-process queue only works with 'all'.`);
   }
   if (config.database.kind === 'pglite') {
@@ -77,7 +77,7 @@ function printBanner(role: Role, config: Config, ports: number[], createdAdminSe
       : `  database: ${redactUrl(config.database.url)}`,
   );
   lines.push(
-    config.queue.kind === 'memory'
+    config.queue.kind === 'disk'
       ? `  queue:    on disk in ${config.dataDir}/queue (fsynced before each 202)`
       : `  queue:    Redis stream ${config.queue.stream} at ${redactUrl(config.queue.url)}`,
   );

@@ -112,10 +112,26 @@ export const environmentSchema = z.object({
 export type Environment = z.infer<typeof environmentSchema>;
 
 export type DatabaseConfig =
-  { kind: 'postgres'; url: string; poolSize: number } | { kind: 'pglite'; dataDir: string };
+  | {
+      kind: 'postgres';
+      url: string;
+      poolSize: number;
+      /** The variables the URL came from, for messages that say what to fix. */
+      from?: string;
+    }
+  | { kind: 'pglite'; dataDir: string };
 
 export type QueueConfig =
-  { kind: 'redis'; url: string; stream: string; maxLength: number } | { kind: 'memory'; maxLength: number };
+  | {
+      kind: 'redis';
+      url: string;
+      stream: string;
+      maxLength: number;
+      /** The variables the URL came from, for messages that say what to fix. */
+      from?: string;
+    }
+  /** The on-disk queue in the data folder (or, for bench/embedded only, in memory). */
+  | { kind: 'disk'; maxLength: number };
 
 export interface Config {
   environment: 'development' | 'production' | 'test';
@@ -264,13 +280,13 @@ export function loadConfig(
       maxBufferedBytes: env.LIVE_MAX_BUFFERED_BYTES ?? 4 * 1024 * 1024,
       keepAliveMs: env.LIVE_KEEPALIVE_MS ?? 12_000,
     },
-    embedded: database.kind === 'pglite' && queue.kind === 'memory',
+    embedded: database.kind === 'pglite' && queue.kind === 'disk',
   };
 }
 
 function resolveDatabase(env: Environment, dataDir: string, problems: string[]): DatabaseConfig {
   const poolSize = env.DATABASE_POOL_SIZE ?? 10;
-  if (env.DATABASE_URL) return { kind: 'postgres', url: env.DATABASE_URL, poolSize };
+  if (env.DATABASE_URL) return { kind: 'postgres', url: env.DATABASE_URL, poolSize, from: 'DATABASE_URL' };
 
   // The host decides: the other parts have defaults that a copied template carries.
   if (env.DATABASE_HOST === undefined) return { kind: 'pglite', dataDir: path.join(dataDir, 'pglite') };
@@ -284,7 +300,12 @@ function resolveDatabase(env: Environment, dataDir: string, problems: string[]):
   url.username = env.DATABASE_USER ?? 'logging_service_user';
   url.password = env.DATABASE_PASSWORD ?? '';
   url.pathname = `/${env.DATABASE_NAME ?? 'code_reviewer_logs'}`;
-  return { kind: 'postgres', url: url.toString(), poolSize };
+  return {
+    kind: 'postgres',
+    url: url.toString(),
+    poolSize,
+    from: 'DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD',
+  };
 }
 
 function resolveQueue(env: Environment, problems: string[]): QueueConfig {
@@ -295,9 +316,9 @@ function resolveQueue(env: Environment, problems: string[]): QueueConfig {
 
   if (env.USE_REDIS_QUEUE === false) {
     if (redisGiven) problems.push('USE_REDIS_QUEUE: is false, but REDIS_URL or REDIS_HOST is set');
-    return { kind: 'memory', maxLength };
+    return { kind: 'disk', maxLength };
   }
-  if (env.REDIS_URL) return { kind: 'redis', url: env.REDIS_URL, stream, maxLength };
+  if (env.REDIS_URL) return { kind: 'redis', url: env.REDIS_URL, stream, maxLength, from: 'REDIS_URL' };
   // The spec defaults USE_REDIS_QUEUE to true with localhost:6379. We keep that
   // when it is asked for explicitly; with nothing set, the embedded queue runs.
   if (redisGiven || env.USE_REDIS_QUEUE === true) {
@@ -306,9 +327,12 @@ function resolveQueue(env: Environment, problems: string[]): QueueConfig {
       url: `redis://${env.REDIS_HOST ?? 'localhost'}:${env.REDIS_PORT ?? 6379}`,
       stream,
       maxLength,
+      from: redisGiven
+        ? 'REDIS_HOST and REDIS_PORT'
+        : 'USE_REDIS_QUEUE=true (REDIS_HOST and REDIS_PORT, localhost:6379 by default)',
     };
   }
-  return { kind: 'memory', maxLength };
+  return { kind: 'disk', maxLength };
 }
 
 /** A connection string with its password replaced, for logs and start-up banners. */

@@ -96,7 +96,12 @@ type ClaimsRedis = Redis & {
 };
 
 /** Claims in Redis under `prefix`: one script call per request, only for events that name their own id. */
-export async function createRedisIdClaims(url: string, prefix: string, ttlMs: number): Promise<IdClaims> {
+export async function createRedisIdClaims(
+  url: string,
+  prefix: string,
+  ttlMs: number,
+  urlFrom?: string,
+): Promise<IdClaims> {
   // Fails fast while Redis is away, like the queue: the request is answered 503 and retried.
   const client = new Redis(url, {
     enableOfflineQueue: false,
@@ -107,7 +112,7 @@ export async function createRedisIdClaims(url: string, prefix: string, ttlMs: nu
   client.on('error', () => undefined);
   client.defineCommand('claimIds', { lua: CLAIM });
   client.defineCommand('releaseIds', { lua: RELEASE });
-  await connectRedis(client, url);
+  await connectRedis(client, url, urlFrom);
   const keyOf = (id: string) => `${prefix}:${id}`;
   return {
     async claim(wanted) {

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { ConfigError, redactUrl } from '../config/index.js';
 
-/** Where a Redis URL comes from, for messages that say what to fix. */
+/** Where a Redis URL may come from, when the caller does not say which. */
 const URL_VARIABLES = 'REDIS_URL (or REDIS_HOST and REDIS_PORT)';
 
 /**
@@ -14,7 +14,7 @@ const URL_VARIABLES = 'REDIS_URL (or REDIS_HOST and REDIS_PORT)';
  * @throws Error naming the (password-redacted) URL and its variable when Redis cannot be reached.
  *   Either way the client is disconnected, so it stops retrying in the background.
  */
-export async function connectRedis(redis: Redis, url: string): Promise<void> {
+export async function connectRedis(redis: Redis, url: string, from = URL_VARIABLES): Promise<void> {
   // connect() rejects with a bare "Connection is closed."; why it closed (refused, unknown
   // host, timed out) arrives as an 'error' event just before.
   let socketError: unknown;
@@ -25,7 +25,7 @@ export async function connectRedis(redis: Redis, url: string): Promise<void> {
   } catch (error) {
     redis.disconnect();
     const reason = reasonOf(socketError ?? error);
-    throw new Error(`Cannot reach Redis at ${redactUrl(url)}, from ${URL_VARIABLES}: ${reason}`, {
+    throw new Error(`Cannot reach Redis at ${redactUrl(url)}, from ${from}: ${reason}`, {
       cause: socketError ?? error,
     });
   } finally {

@@ -13,6 +13,8 @@ import type { QueueStats } from '../events/queue-message.js';
 
 export interface RedisQueueOptions {
   url: string;
+  /** The variables `url` came from, named when Redis cannot be reached. */
+  urlFrom?: string | undefined;
   stream: string;
   maxLength: number;
   group?: string;
@@ -137,7 +139,7 @@ export async function createRedisQueue(options: RedisQueueOptions): Promise<Even
   // failures that matter surface on the commands themselves.
   commands.on('error', () => undefined);
 
-  await connectRedis(commands, options.url);
+  await connectRedis(commands, options.url, options.urlFrom);
   await ensureGroup(commands, options.stream, group);
 
   const blockingConnection = async (): Promise<Redis> => {

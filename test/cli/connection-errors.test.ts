@@ -34,7 +34,7 @@ describe('an unreachable PostgreSQL is named with its URL and variable', () => {
       });
       expect(result.code, result.output).toBe(1);
       expect(result.output).toContain(
-        `Cannot reach PostgreSQL at postgresql://postgres:***@127.0.0.1:${port}/none, from DATABASE_URL`,
+        `Cannot reach PostgreSQL at postgresql://postgres:***@127.0.0.1:${port}/none, from DATABASE_URL:`,
       );
       expect(result.output).toContain('ECONNREFUSED');
       expect(result.output).not.toContain('hunter2');
@@ -51,7 +51,11 @@ describe('an unreachable PostgreSQL is named with its URL and variable', () => {
     expect(result.output).toMatch(
       /Cannot reach PostgreSQL at postgresql:\/\/\S+:\*\*\*@127\.0\.0\.1:\d+\/\S+, from/,
     );
-    expect(result.output).toContain('DATABASE_HOST, DATABASE_PORT');
+    expect(result.output).toContain(
+      'from DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD:',
+    );
+    // The variable that gave the URL, not one the operator did not set.
+    expect(result.output).not.toContain('DATABASE_URL');
     expect(result.output).not.toContain('hunter2');
   });
 });
@@ -72,7 +76,7 @@ describe.skipIf(!postgresAvailable)('a PostgreSQL that refuses, or an unreachabl
     missing.pathname = `/${database.name}_missing`;
     const result = await run(['migrate'], { DATABASE_URL: missing.toString() });
     expect(result.code, result.output).toBe(1);
-    expect(result.output).toContain('from DATABASE_URL');
+    expect(result.output).toContain('from DATABASE_URL, has no such database');
     expect(result.output).toContain(`database "${database.name}_missing" does not exist`);
   });
 
@@ -84,7 +88,9 @@ describe.skipIf(!postgresAvailable)('a PostgreSQL that refuses, or an unreachabl
         ADMIN_API_KEY: 'an-admin-key-for-this-test',
       });
       expect(result.code, result.output).toBe(1);
-      expect(result.output).toContain(`Cannot reach Redis at redis://:***@127.0.0.1:${port}, from REDIS_URL`);
+      expect(result.output).toContain(
+        `Cannot reach Redis at redis://:***@127.0.0.1:${port}, from REDIS_URL:`,
+      );
       expect(result.output).toContain('ECONNREFUSED');
       expect(result.output).not.toContain('Connection is closed');
       expect(result.output).not.toContain('hunter2');
@@ -99,7 +105,10 @@ describe.skipIf(!postgresAvailable)('a PostgreSQL that refuses, or an unreachabl
     });
     expect(result.code, result.output).toBe(1);
     expect(result.output).toContain(`Cannot reach Redis at redis://127.0.0.1:${port}`);
-    expect(result.output).toContain('REDIS_HOST and REDIS_PORT');
+    expect(result.output).toContain(
+      `Cannot reach Redis at redis://127.0.0.1:${port}, from REDIS_HOST and REDIS_PORT:`,
+    );
+    expect(result.output).not.toContain('REDIS_URL');
   });
 });
 
@@ -113,8 +122,7 @@ describe('describeConnectionError', () => {
       code: 'ECONNREFUSED',
     });
     expect(describeConnectionError(error, postgres)).toBe(
-      'Cannot reach PostgreSQL at postgresql://app:***@db.internal:5432/audit, from DATABASE_URL (or DATABASE_HOST, ' +
-        'DATABASE_PORT, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD): ' +
+      'Cannot reach PostgreSQL at postgresql://app:***@db.internal:5432/audit, from DATABASE_URL: ' +
         'connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432',
     );
   });

@@ -5,11 +5,11 @@ import { ConfigError, environmentSchema, loadConfig, redactUrl } from '../../src
 const load = (env: Record<string, string>) => loadConfig(env, '/srv/app');
 
 describe('configuration', () => {
-  it('runs embedded with nothing configured: PGlite in the data folder, in-process queue, spec ports', () => {
+  it('runs embedded with nothing configured: PGlite and the queue on disk in the data folder, spec ports', () => {
     const config = load({});
     expect(config.embedded).toBe(true);
     expect(config.database).toEqual({ kind: 'pglite', dataDir: '/srv/app/.auditgraph-data/pglite' });
-    expect(config.queue.kind).toBe('memory');
+    expect(config.queue.kind).toBe('disk');
     expect(config.http.ports).toEqual([8001, 8002]);
     expect(config.http.maxBodyBytes).toBe(1024 * 1024);
     expect(config.rateLimitPerMinute).toBe(1000);
@@ -32,8 +32,21 @@ describe('configuration', () => {
       REDIS_URL: 'redis://r:7000',
       REDIS_HOST: 'ignored',
     });
-    expect(config.database).toMatchObject({ kind: 'postgres', url: 'postgresql://u@h:1/d' });
-    expect(config.queue).toMatchObject({ kind: 'redis', url: 'redis://r:7000' });
+    expect(config.database).toMatchObject({
+      kind: 'postgres',
+      url: 'postgresql://u@h:1/d',
+      from: 'DATABASE_URL',
+    });
+    expect(config.queue).toMatchObject({ kind: 'redis', url: 'redis://r:7000', from: 'REDIS_URL' });
+  });
+
+  it('records which variables gave each URL, for messages that say what to fix', () => {
+    const config = load({ DATABASE_HOST: 'db', DATABASE_PASSWORD: 'x', REDIS_HOST: 'cache' });
+    expect(config.database).toMatchObject({ from: expect.stringMatching(/^DATABASE_HOST, DATABASE_PORT/) });
+    expect(config.queue).toMatchObject({ from: 'REDIS_HOST and REDIS_PORT' });
+    expect(load({ USE_REDIS_QUEUE: 'true' }).queue).toMatchObject({
+      from: expect.stringMatching(/^USE_REDIS_QUEUE/),
+    });
   });
 
   it("honours REDIS_HOST/REDIS_PORT and the spec's USE_REDIS_QUEUE", () => {
@@ -41,7 +54,7 @@ describe('configuration', () => {
       url: 'redis://cache:6380',
     });
     expect(load({ USE_REDIS_QUEUE: 'true' }).queue).toMatchObject({ url: 'redis://localhost:6379' });
-    expect(load({ USE_REDIS_QUEUE: 'false' }).queue.kind).toBe('memory');
+    expect(load({ USE_REDIS_QUEUE: 'false' }).queue.kind).toBe('disk');
   });
 
   it('listens once when both spec ports are the same', () => {
