@@ -1,10 +1,10 @@
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
 import { openDatabase } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
-import { openPostgresFixture, type DatabaseFixture } from '../support/databases.js';
+import { openPGliteFixture, openPostgresFixture, type DatabaseFixture } from '../support/databases.js';
 import { postgresAvailable } from '../support/services.js';
 import { integrityContract } from './integrity.contract.js';
 
@@ -26,15 +26,6 @@ async function openMigratedPGlite(): Promise<DatabaseFixture> {
     await db.close();
     return dir;
   })();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ag-pglite-'));
-  await cp(await template, dir, { recursive: true });
-  const db = await openDatabase({ kind: 'pglite', dataDir: dir });
-  return {
-    db,
-    async dispose() {
-      await db.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return openPGliteFixture(await template);
 }
 integrityContract('PGlite on disk', openMigratedPGlite);

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatabase, type Database } from '../../src/store/database.js';
@@ -22,9 +22,13 @@ export async function openPostgresFixture(): Promise<DatabaseFixture> {
   };
 }
 
-/** A fresh PGlite database on disk in a temporary folder, opened (not migrated). */
-export async function openPGliteFixture(): Promise<DatabaseFixture> {
+/**
+ * A fresh PGlite database on disk in a temporary folder, opened (not migrated),
+ * or a copy of the closed database in `template` (a migrated one, made once).
+ */
+export async function openPGliteFixture(template?: string): Promise<DatabaseFixture> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ag-pglite-'));
+  if (template !== undefined) await cp(template, dir, { recursive: true });
   const db = await openDatabase({ kind: 'pglite', dataDir: dir });
   return {
     db,

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { QueuedEvent } from '../../src/events/queue-message.js';
@@ -8,20 +5,15 @@ import { createLogger } from '../../src/observability/logger.js';
 import type { EventQueue } from '../../src/queue/event-queue.js';
 import { createMemoryQueue } from '../../src/queue/memory-queue.js';
 import { createRedisQueue } from '../../src/queue/redis-queue.js';
-import { openDatabase, type Database } from '../../src/store/database.js';
+import type { Database } from '../../src/store/database.js';
 import { createEventStore, PreparedBatch, type EventStore } from '../../src/store/event-store.js';
 import { createRollupFolder } from '../../src/store/rollup-folder.js';
 import { migrate } from '../../src/store/migrate.js';
 import { createWorker, type WorkerOptions } from '../../src/worker/worker.js';
 import { eventually } from '../support/app.js';
 import { queuedEvent } from '../support/queued-event.js';
-import {
-  createTestDatabase,
-  postgresAvailable,
-  REDIS_URL,
-  redisAvailable,
-  uniqueStream,
-} from '../support/services.js';
+import { openPGliteFixture, openPostgresFixture, type DatabaseFixture } from '../support/databases.js';
+import { postgresAvailable, REDIS_URL, redisAvailable, uniqueStream } from '../support/services.js';
 
 interface Backends {
   queue: EventQueue;
@@ -30,43 +22,29 @@ interface Backends {
   close(): Promise<void>;
 }
 
+/** A migrated database with the worker's store over it, beside `queue`. */
+async function withStore(fixture: DatabaseFixture, queue: EventQueue): Promise<Backends> {
+  const { db } = fixture;
+  await migrate(db);
+  return {
+    queue,
+    db,
+    store: createEventStore(db, { rollups: createRollupFolder(db) }),
+    async close() {
+      await queue.close();
+      await fixture.dispose();
+    },
+  };
+}
+
 const openers: Record<string, () => Promise<Backends>> = {
-  'PGlite + in-process queue': async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'ag-worker-'));
-    const db = await openDatabase({ kind: 'pglite', dataDir: dir });
-    await migrate(db);
-    const queue = createMemoryQueue({ maxLength: 100_000 });
-    return {
-      queue,
-      db,
-      store: createEventStore(db, { rollups: createRollupFolder(db) }),
-      async close() {
-        await queue.close();
-        await db.close();
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
-  },
-  'PostgreSQL + Redis Streams': async () => {
-    const database = await createTestDatabase();
-    const db = await openDatabase({ kind: 'postgres', url: database.url, poolSize: 4 });
-    await migrate(db);
-    const queue = await createRedisQueue({
-      url: REDIS_URL,
-      stream: uniqueStream('worker'),
-      maxLength: 100_000,
-    });
-    return {
-      queue,
-      db,
-      store: createEventStore(db, { rollups: createRollupFolder(db) }),
-      async close() {
-        await queue.close();
-        await db.close();
-        await database.drop();
-      },
-    };
-  },
+  'PGlite + in-process queue': async () =>
+    withStore(await openPGliteFixture(), createMemoryQueue({ maxLength: 100_000 })),
+  'PostgreSQL + Redis Streams': async () =>
+    withStore(
+      await openPostgresFixture(),
+      await createRedisQueue({ url: REDIS_URL, stream: uniqueStream('worker'), maxLength: 100_000 }),
+    ),
 };
 
 const transient = () => Object.assign(new Error('connection lost'), { code: '08006' });
