@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { binOf, GAMMA, mergeBins, percentile, percentilesOf, RELATIVE_ERROR, representativeOf, ZERO_BIN, type BinCount } from '../../src/math/histogram.js';
+import {
+  binOf,
+  GAMMA,
+  mergeBins,
+  percentile,
+  percentilesOf,
+  RELATIVE_ERROR,
+  representativeOf,
+  ZERO_BIN,
+  type BinCount,
+} from '../../src/math/histogram.js';
 
 /** The exact nearest-rank quantile: the smallest value with at least q of all values at or below it. */
 const nearestRank = (values: readonly number[], q: number): number => {
