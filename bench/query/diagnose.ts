@@ -48,7 +48,7 @@ if (!source || !/^[a-z_][a-z0-9_]*$/.test(source) || !(runs > 0)) {
   process.exit(2);
 }
 
-// The statements Prisma sends for listEvents (src/store/event-store.ts), verbatim from auto_explain.
+// The statements Prisma sends for listEvents (src/store/event-reader.ts), verbatim from auto_explain.
 const COLUMNS = [
   'id',
   'seq',
@@ -73,7 +73,7 @@ const lateRow = (where: string) =>
 const LATE_UNFILTERED = lateRow('').replace('$OFFSET', '$2').replace('$LIMIT', '$1');
 const LATE_BY_TYPE = lateRow('WHERE event_type = $1').replace('$OFFSET', '$3').replace('$LIMIT', '$2');
 
-// src/store/event-store.ts eventTypeStats, verbatim, and the same with each type's newest seq found index-only.
+// src/store/event-reader.ts eventTypeStats, verbatim, and the same with each type's newest seq found index-only.
 const EVENT_TYPE_STATS = `SELECT counts.event_type, counts.events::text AS count, newest.received_at AS last_seen_at
            FROM (SELECT event_type, sum(events) AS events FROM analytics_event_counts GROUP BY event_type) counts
            CROSS JOIN LATERAL (

@@ -123,7 +123,7 @@ export async function instrumentedDrain(
 
   const db = await openDatabase({ kind: 'postgres', url, poolSize: 10 });
   const queue = await createRedisQueue({ url: options.redisUrl, stream, maxLength: 10_000_000 });
-  // Time the statements on the write lease's connection (src/store/event-store.ts, createWriteLease):
+  // Time the statements on the write lease's connection (src/store/write-lease.ts, createWriteLease):
   // the batches' inserts (from issue to answer: with two under way, the second's time includes its
   // wait behind the first), and taking and giving back the lease.
   const stepOf = (text: string) =>

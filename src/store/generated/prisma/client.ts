@@ -58,7 +58,7 @@ export type AnalyticsEventCount = Prisma.AnalyticsEventCountModel
 export type AnalyticsLlmUsage = Prisma.AnalyticsLlmUsageModel
 /**
  * Model AnalyticsHistogramHourly
- * Log-binned histograms of durations per UTC hour (src/analytics/histogram.ts defines the bins).
+ * Log-binned histograms of durations per UTC hour (src/math/histogram.ts defines the bins).
  * Read only for the hours of a window's first, partial day; whole days come from the daily table.
  */
 export type AnalyticsHistogramHourly = Prisma.AnalyticsHistogramHourlyModel

@@ -14,7 +14,7 @@ import type * as Prisma from "../internal/prismaNamespace.ts"
 
 /**
  * Model AnalyticsHistogramHourly
- * Log-binned histograms of durations per UTC hour (src/analytics/histogram.ts defines the bins).
+ * Log-binned histograms of durations per UTC hour (src/math/histogram.ts defines the bins).
  * Read only for the hours of a window's first, partial day; whole days come from the daily table.
  */
 export type AnalyticsHistogramHourlyModel = runtime.Types.Result.DefaultSelection<Prisma.$AnalyticsHistogramHourlyPayload>
