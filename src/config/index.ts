@@ -42,6 +42,16 @@ const redisUrl = z
     'must end in a database number if it has a path (e.g. redis://host:6379/0)',
   );
 
+/** `CORS_ORIGINS`: `'*'` (any origin, never with credentials), or the origins a browser may call from. */
+export type CorsOrigins = '*' | readonly string[];
+
+// Each bad entry is named: origins are public, unlike most values here.
+const corsOrigins = z.string().transform((value, context): CorsOrigins => {
+  const { origins, problems } = parseCorsOrigins(value);
+  for (const message of problems) context.addIssue({ code: 'custom', message });
+  return problems.length > 0 ? z.NEVER : origins;
+});
+
 /** Variables as they arrive: all optional strings, each with its own rule. */
 export const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).optional(),
@@ -54,6 +64,7 @@ export const environmentSchema = z.object({
   PRODUCER_PORT: port.optional(),
   QUERY_SERVICE_PORT: port.optional(),
   MAX_BODY_BYTES: positiveInt(64 * 1024 * 1024).optional(),
+  CORS_ORIGINS: corsOrigins.optional(),
 
   DATABASE_URL: postgresUrl.optional(),
   DATABASE_HOST: z.string().min(1).optional(),
@@ -139,6 +150,8 @@ export interface Config {
   /** The spec's LOGGING_ENABLED: when false, `POST /log` answers 202 and drops the event. */
   loggingEnabled: boolean;
   http: { host: string; ports: number[]; maxBodyBytes: number };
+  /** Origins whose pages may call the API (REST, /graphql, its WebSocket); empty: same origin only. */
+  cors: { origins: CorsOrigins };
   database: DatabaseConfig;
   queue: QueueConfig;
   /** How long the API remembers a caller-chosen event_id it accepted, to refuse its reuse before it is stored. */
@@ -207,7 +220,7 @@ const DEFAULT_QUEUE_MAX_LENGTH = 100_000;
 /**
  * Parses and validates the environment once. Throws a {@link ConfigError}
  * listing every problem at once; it never echoes a variable's value, since
- * several of them are secrets.
+ * several of them are secrets (CORS_ORIGINS names its bad entries: origins are public).
  */
 export function loadConfig(
   source: Readonly<Record<string, string | undefined>>,
@@ -245,6 +258,7 @@ export function loadConfig(
     logLevel: env.LOG_LEVEL ?? 'info',
     loggingEnabled: env.LOGGING_ENABLED ?? true,
     http: { host: env.HOST ?? '0.0.0.0', ports, maxBodyBytes: env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES },
+    cors: { origins: env.CORS_ORIGINS ?? [] },
     database,
     queue,
     eventIdClaimTtlMs: env.EVENT_ID_CLAIM_TTL_MS ?? 600_000,
@@ -333,6 +347,47 @@ function resolveQueue(env: Environment, problems: string[]): QueueConfig {
     };
   }
   return { kind: 'disk', maxLength };
+}
+
+/**
+ * Parses CORS_ORIGINS: a comma list of origins (`scheme://host[:port]`, http or https), or `*`
+ * alone. Returns the origins in their serialized form (lower-case host, default port dropped)
+ * and one problem per bad entry, each naming it: origins are public, unlike most variables.
+ */
+export function parseCorsOrigins(value: string): { origins: CorsOrigins; problems: string[] } {
+  const entries = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  if (entries.length === 1 && entries[0] === '*') return { origins: '*', problems: [] };
+  const problems: string[] = [];
+  const origins: string[] = [];
+  if (entries.length === 0) problems.push('lists no origin (leave it unset for same origin only)');
+  for (const entry of entries) {
+    const shown = JSON.stringify(entry.length > 100 ? `${entry.slice(0, 100)}…` : entry);
+    if (entry === '*') {
+      problems.push('"*" must stand alone (CORS_ORIGINS=*), not beside other origins');
+      continue;
+    }
+    const origin = corsOriginOf(entry);
+    if (origin === undefined) {
+      problems.push(
+        `${shown} is not an origin: give scheme://host[:port] with http or https, no path, no trailing slash`,
+      );
+    } else {
+      origins.push(origin);
+    }
+  }
+  return { origins, problems };
+}
+
+function corsOriginOf(entry: string): string | undefined {
+  // Nothing after the authority: a path, even "/", a query or a fragment is not part of an origin.
+  if (!/^https?:\/\/[^/?#@\s]+$/i.test(entry) || !URL.canParse(entry)) return undefined;
+  const parsed = new URL(entry);
+  // WHATWG URLs take hosts such as "*.example.com"; an origin's is a DNS name or an IP address.
+  if (!/^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/.test(parsed.hostname)) return undefined;
+  return parsed.origin;
 }
 
 /** A connection string with its password replaced, for logs and start-up banners. */

@@ -10,6 +10,7 @@ import {
 import { CloseCode, handleProtocols, makeServer, type ConnectionInitMessage } from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, badRequest, websocketCloseCodeOf } from '../errors.js';
+import { createCorsPolicy, type CorsOrigins } from '../http/cors.js';
 import { toAppError } from '../to-app-error.js';
 import type { Fanout } from '../live/fanout.js';
 import type { Logger } from '../observability/logger.js';
@@ -44,6 +45,11 @@ export interface GraphQLWebSocketOptions {
   /** How often the keys of open connections are asked about again; defaults to half the key cache TTL. */
   keyRecheckMs?: number;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
+  /**
+   * CORS_ORIGINS, as over HTTP: an upgrade whose Origin is neither listed nor this host's is
+   * refused with 403. Without an Origin (not a browser) it passes. Unset: same origin only.
+   */
+  cors?: CorsOrigins;
 }
 
 /** What graphql-ws keeps per connection, beside its own state. */
@@ -110,6 +116,7 @@ function createWriteCoalescer() {
  */
 export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
   const { schema, services, fanout, logger, metrics, live } = options;
+  const cors = createCorsPolicy(options.cors ?? []);
   const subscriptionsPerKey = new Map<string, number>();
   const prepare = createOperationPreparer({
     schema,
@@ -349,6 +356,17 @@ export function createGraphQLWebSocket(options: GraphQLWebSocketOptions) {
       const path = (request.url ?? '/').split('?')[0]?.replace(/\/+$/, '');
       if (path !== '/graphql') {
         socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        return;
+      }
+      // Browsers send no preflight for a WebSocket and let any page open one: the Origin is the
+      // only sign of a foreign page using a key it holds (the key itself is checked after).
+      if (!cors.allowsUpgrade(request.headers.origin, request.headers.host)) {
+        metrics?.liveDisconnects.inc({ reason: 'origin_refused' });
+        logger.warn(
+          { origin: request.headers.origin?.slice(0, 200) },
+          'refused a WebSocket from an origin not allowed',
+        );
+        socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
         return;
       }
       wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));

@@ -15,6 +15,7 @@ import {
 import type { AuthThrottle } from '../security/auth-throttle.js';
 import { addRateLimitHeaders, type RateLimitDecision, type RequestLimiter } from '../security/rate-limit.js';
 import { readJsonBody } from './body.js';
+import { addCorsHeaders, createCorsPolicy, isPreflight, type CorsOrigins } from './cors.js';
 import { toErrorResponse } from './error-response.js';
 
 export interface RouteContext {
@@ -66,6 +67,8 @@ export interface HttpAppOptions {
    * accepted lately with 429 before authenticating them (no digest, no database lookup).
    */
   authThrottle?: AuthThrottle;
+  /** CORS_ORIGINS; unset: pages of other origins get no grant (same origin only). */
+  cors?: CorsOrigins;
   /** Takes connection upgrades (WebSocket); without it they are refused. */
   onUpgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
@@ -114,6 +117,7 @@ export function createHttpApp(options: HttpAppOptions) {
     return undefined;
   }
 
+  const cors = createCorsPolicy(options.cors ?? []);
   const countScopeRefusal = () => options.metrics?.authFailures.inc({ reason: 'scope' });
   const throttle = options.authThrottle;
 
@@ -134,6 +138,7 @@ export function createHttpApp(options: HttpAppOptions) {
     response: ServerResponse,
     matched: { route: string },
     requestId: string,
+    corsHeaders: Record<string, string> | undefined,
   ): Promise<void> {
     const url = new RequestTarget(request.url ?? '/');
     const { pathname } = url;
@@ -142,6 +147,15 @@ export function createHttpApp(options: HttpAppOptions) {
     if (!found) throw new AppError('NOT_FOUND', `No route for ${url.pathname}.`);
     const { byMethod, params } = found;
     matched.route = found.routePath;
+    // Before authentication: a preflight carries no key, so it is no failed attempt either.
+    if (isPreflight(request.method, request.headers)) {
+      const answer = cors.preflight(request.headers.origin!, request.headers.host, [...byMethod.keys()]);
+      if (answer.status === 403)
+        throw new AppError('FORBIDDEN', 'This origin is not allowed (CORS_ORIGINS).');
+      answer.headers['x-request-id'] = requestId;
+      response.writeHead(answer.status, answer.headers).end(); // 204: no body, no length
+      return;
+    }
     const route = byMethod.get(request.method ?? 'GET');
     if (!route) {
       response.setHeader('allow', [...byMethod.keys()].join(', '));
@@ -178,6 +192,7 @@ export function createHttpApp(options: HttpAppOptions) {
     const headers: Record<string, string> = { 'x-request-id': requestId };
     if (limit) addRateLimitHeaders(headers, limit);
     if (result.headers) Object.assign(headers, result.headers);
+    if (corsHeaders) addCorsHeaders(headers, corsHeaders);
     if (result.raw) sendText(response, result.status, String(result.body), headers);
     else send(response, result.status, result.body, headers);
   }
@@ -239,9 +254,11 @@ export function createHttpApp(options: HttpAppOptions) {
     const requestId = requestIdOf(request);
     // Labelled by the route table's path, never the raw URL, so label values stay bounded.
     const matched = { route: 'unmatched' };
+    // Undefined without an Origin (server-side callers): their answers are as without CORS.
+    const corsHeaders = cors.responseHeaders(request.headers.origin, request.headers.host);
     // Observed once the answer is handed to the socket, rather than on 'finish': a listener per
     // request is measurable on the ingest path, and the flush after it is the kernel's time.
-    dispatch(request, response, matched, requestId).then(
+    dispatch(request, response, matched, requestId, corsHeaders).then(
       () => {
         // GraphQL answers its own 401s (from its context function).
         if (response.statusCode === 401) throttle?.failed(request.socket.remoteAddress);
@@ -256,6 +273,7 @@ export function createHttpApp(options: HttpAppOptions) {
           );
         }
         headers['x-request-id'] = requestId;
+        if (corsHeaders) addCorsHeaders(headers, corsHeaders);
         if (status === 401) throttle?.failed(request.socket.remoteAddress);
         // A body we refused unread would otherwise be parsed as the next request.
         if (status === 413 || status === 415) headers['connection'] = 'close';
