@@ -10,8 +10,9 @@ export { DEFAULT_QUERY_LIMITS, type QueryLimits } from './query-limits.js';
 
 /**
  * Validation rules that refuse abusive documents before anything executes:
- * too deep, too many aliases, too costly (nested pages multiply), too many
- * selections or directives, or one field selected too often at one place.
+ * too deep (introspection measured apart, against its own bounds), too
+ * many aliases, too costly (nested pages multiply), too many selections or
+ * directives, or one field selected too often at one place.
  *
  * They must run in the same `validate()` call as graphql's specifiedRules
  * (as Apollo Server and the WebSocket path do, after them in the list): the
@@ -20,6 +21,11 @@ export { DEFAULT_QUERY_LIMITS, type QueryLimits } from './query-limits.js';
  * a visitor that answers `null` for the root deletes it and the visit stops.
  * Otherwise OverlappingFieldsCanBeMergedRule, quadratic in repeated fields,
  * would still spend hundreds of milliseconds on a document refused here.
+ *
+ * Introspection has its own depth limit here; how its lists of types nest
+ * (`fields { type { fields …`, multiplying what execution returns) is bounded
+ * by graphql's MaxIntrospectionDepthRule, one of its specifiedRules in
+ * graphql 16 ("Maximum introspection depth exceeded" at three lists deep).
  */
 export function queryLimitRules(limits: QueryLimits): ValidationRule[] {
   return [(context) => documentRule(context, limits)];

@@ -1,17 +1,11 @@
 import {
   getNamedType,
   isCompositeType,
-  isInterfaceType,
-  isObjectType,
   Kind,
-  SchemaMetaFieldDef,
-  TypeMetaFieldDef,
   type ArgumentNode,
   type DirectiveNode,
   type DocumentNode,
-  type FieldNode,
   type FragmentDefinitionNode,
-  type GraphQLField,
   type GraphQLNamedType,
   type GraphQLSchema,
   type OperationDefinitionNode,
@@ -19,6 +13,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { QueryLimits } from './query-limits.js';
+import { fieldOf, isIntrospectionEntry, isUnknownField, pageSize } from './schema-fields.js';
 
 /** The shape limits a document is measured against: all but those checked on its text or by graphql. */
 export type ShapeLimits = Omit<QueryLimits, 'maxQueryLength' | 'maxNesting' | 'maxErrors'>;
@@ -52,10 +47,6 @@ export function maxWork(limits: ShapeLimits): number {
   return 2 * (limits.maxSelections + 1) + limits.maxDirectives + limits.maxVariables + limits.maxValues + 1;
 }
 
-/** Arguments read as a list field's page size; a variable counts as the largest page. */
-const PAGE_ARGUMENTS: ReadonlySet<string> = new Set(['first', 'limit']);
-const LARGEST_PAGE = 1000;
-
 /** Thrown to leave the walk at the first limit passed: the walk may be deep in fragments. */
 class LimitPassed {
   constructor(readonly refusal: Refusal) {}
@@ -84,9 +75,13 @@ interface RootTally {
  * 2. a walk of each operation with fragments expanded where they are spread
  *    (then of any fragment no operation reaches, which validation also
  *    visits), counting depth, aliases, cost, selections and how many
- *    selections land on each response path. The selection count is
- *    document-wide, so expansion (fragments spread many times, or chains that
- *    double at each step) ends within `maxSelections` steps.
+ *    selections land on each response path. Under introspection's entry
+ *    fields (`__schema`, `__type`), depth counts against maxIntrospectionDepth
+ *    instead of maxDepth, and nothing adds cost: its lists have no pages, and
+ *    graphql's MaxIntrospectionDepthRule (in its specifiedRules) bounds how
+ *    they nest. The selection count is document-wide, so expansion
+ *    (fragments spread many times, or chains that double at each step) ends
+ *    within `maxSelections` steps.
  *
  * The repeat limit bounds graphql-js's OverlappingFieldsCanBeMergedRule, which
  * compares every pair of selections sharing a response path: with at most R
@@ -225,6 +220,7 @@ function expandedCount(
     else if (definition.kind === Kind.OPERATION_DEFINITION) operations.push(definition);
   }
   const reached = new Set<string>();
+  const queryType = schema.getQueryType() ?? undefined;
   let selections = 0;
   let unknownFields = 0;
 
@@ -236,6 +232,7 @@ function expandedCount(
     path: PathNode,
     visiting: Set<string>,
     tally: RootTally,
+    introspecting = false,
   ): void => {
     for (const selection of set.selections) {
       counter.work += 1;
@@ -250,19 +247,31 @@ function expandedCount(
           });
         }
         const at = landOn(path, (selection.alias ?? selection.name).value, limits);
-        if (depth > limits.maxDepth) {
+        // Under `__schema` and `__type` (valid on the query type only), depth has its own limit.
+        const inIntrospection =
+          introspecting || (parentType === queryType && isIntrospectionEntry(selection.name.value));
+        if (inIntrospection && depth > limits.maxIntrospectionDepth) {
+          throw new LimitPassed({
+            limit: 'maxIntrospectionDepth',
+            message:
+              `Introspection depth exceeds the limit of ${limits.maxIntrospectionDepth}: ` +
+              `${pathText(at)} is ${depth} levels deep.`,
+          });
+        }
+        if (!inIntrospection && depth > limits.maxDepth) {
           throw new LimitPassed({
             limit: 'maxDepth',
             message: `Query depth exceeds the limit of ${limits.maxDepth}: ${pathText(at)} is ${depth} levels deep.`,
           });
         }
+        // Aliases count everywhere: they are how one document would ask for the schema many times over.
         if (selection.alias && ++tally.aliases > limits.maxAliases) {
           throw new LimitPassed({
             limit: 'maxAliases',
             message: `Query uses more than ${limits.maxAliases} aliases; the limit is ${limits.maxAliases}.`,
           });
         }
-        tally.cost += multiplier;
+        if (!inIntrospection) tally.cost += multiplier;
         if (tally.cost > limits.maxCost) {
           throw new LimitPassed({
             limit: 'maxCost',
@@ -277,18 +286,28 @@ function expandedCount(
           walk(
             selection.selectionSet,
             type && isCompositeType(type) ? type : undefined,
-            isTypeWrapper(parentType, selection) ? depth : depth + 1,
-            multiplier * pageSize(selection, field),
+            depth + 1,
+            inIntrospection ? multiplier : multiplier * pageSize(selection, field),
             at,
             visiting,
             tally,
+            inIntrospection,
           );
         }
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         const type = selection.typeCondition
           ? schema.getType(selection.typeCondition.name.value)
           : parentType;
-        walk(selection.selectionSet, type ?? undefined, depth, multiplier, path, visiting, tally);
+        walk(
+          selection.selectionSet,
+          type ?? undefined,
+          depth,
+          multiplier,
+          path,
+          visiting,
+          tally,
+          introspecting,
+        );
       } else {
         const name = selection.name.value;
         const fragment = fragments.get(name);
@@ -297,7 +316,7 @@ function expandedCount(
         reached.add(name);
         visiting.add(name);
         const type = schema.getType(fragment.typeCondition.name.value) ?? undefined;
-        walk(fragment.selectionSet, type, depth, multiplier, path, visiting, tally);
+        walk(fragment.selectionSet, type, depth, multiplier, path, visiting, tally, introspecting);
         visiting.delete(name);
       }
     }
@@ -343,45 +362,4 @@ function pathText(node: PathNode): string {
   const names: string[] = [];
   for (let at: PathNode | undefined = node; at?.parent; at = at.parent) names.push(at.name);
   return `\`${names.reverse().join('.')}\``;
-}
-
-/**
- * Introspection's `__Type.ofType`: one object per level, the wrappers of a
- * type (list, non-null), which graphql's own introspection query nests seven
- * deep. It adds no depth: nothing multiplies along that chain.
- */
-function isTypeWrapper(parentType: GraphQLNamedType | undefined, selection: FieldNode): boolean {
-  return parentType?.name === '__Type' && selection.name.value === 'ofType';
-}
-
-/** A field a known object or interface type does not have (graphql's FieldsOnCorrectTypeRule reports it). */
-function isUnknownField(parentType: GraphQLNamedType | undefined, name: string): boolean {
-  if (!parentType || !(isObjectType(parentType) || isInterfaceType(parentType))) return false;
-  return name !== '__typename' && fieldOf(parentType, name) === undefined;
-}
-
-function fieldOf(
-  parentType: GraphQLNamedType | undefined,
-  name: string,
-): GraphQLField<unknown, unknown> | undefined {
-  // Introspection's entry points are on no type's field list (valid on the query type only).
-  if (name === SchemaMetaFieldDef.name) return SchemaMetaFieldDef;
-  if (name === TypeMetaFieldDef.name) return TypeMetaFieldDef;
-  if (!parentType || !(isObjectType(parentType) || isInterfaceType(parentType))) return undefined;
-  return parentType.getFields()[name];
-}
-
-/**
- * How many items a list field may return: its literal page argument, the
- * largest page for a variable, else the argument's default in the schema.
- */
-function pageSize(selection: FieldNode, field: GraphQLField<unknown, unknown> | undefined): number {
-  const argument = selection.arguments?.find((candidate) => PAGE_ARGUMENTS.has(candidate.name.value));
-  if (argument) {
-    if (argument.value.kind === Kind.INT) return Math.max(1, Number(argument.value.value));
-    if (argument.value.kind === Kind.VARIABLE) return LARGEST_PAGE;
-    return 1;
-  }
-  const declared = field?.args.find((candidate) => PAGE_ARGUMENTS.has(candidate.name));
-  return typeof declared?.defaultValue === 'number' ? Math.max(1, declared.defaultValue) : 1;
 }

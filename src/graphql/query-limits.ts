@@ -4,7 +4,14 @@ export interface QueryLimits {
   maxQueryLength: number;
   /** Brackets (`{`, `[`, `(`) open at once; checked before parsing, whose recursion would overflow. */
   maxNesting: number;
+  /** Depth of data fields; fields under `__schema` or `__type` count against maxIntrospectionDepth instead. */
   maxDepth: number;
+  /**
+   * Depth under introspection's entry fields, `__schema` or `__type` counted as 1. graphql's
+   * standard introspection query is 15 deep (its `ofType` chain); graphql's
+   * MaxIntrospectionDepthRule (one of its specifiedRules) refuses lists of types nested three deep.
+   */
+  maxIntrospectionDepth: number;
   maxAliases: number;
   /** Each field costs 1, multiplied by the page size (`first`, `limit`, or their default) of the lists around it. */
   maxCost: number;
@@ -37,6 +44,7 @@ export const DEFAULT_QUERY_LIMITS: QueryLimits = {
   maxQueryLength: 20_000,
   maxNesting: 128,
   maxDepth: 12,
+  maxIntrospectionDepth: 20,
   maxAliases: 30,
   maxCost: 50_000,
   maxSelections: 1000,

@@ -132,7 +132,7 @@ export function hostileDocuments(limits: QueryLimits): fc.Arbitrary<HostileDocum
         fc.constantFrom(
           {
             query: `{ __schema { types { ${'fields { type { '.repeat(levels)} name ${'} } '.repeat(levels)} } } }`,
-            by: ['maxDepth', 'maxSelections', 'maxNesting'] as LimitName[],
+            by: ['maxIntrospectionDepth', 'maxSelections', 'maxNesting'] as LimitName[],
           },
           {
             query: `{ ${'a { '.repeat(levels)} b ${'} '.repeat(levels)} }`,
