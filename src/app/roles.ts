@@ -165,6 +165,7 @@ export async function startApi(
     live: config.live,
     introspection: config.graphql.introspection,
     formatError: createFormatError(logger),
+    cors: config.cors.origins,
   });
   const app = createHttpApp({
     routes: [
@@ -187,6 +188,7 @@ export async function startApi(
     limitRequest,
     authThrottle: createAuthThrottle({ failuresPerMinute: config.auth.failuresPerMinute }),
     onUpgrade: websocket.handleUpgrade,
+    cors: config.cors.origins,
   });
   const ports = await app.listen(config.http.ports, config.http.host);
   logger.info({ ports, host: config.http.host }, 'API listening');

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -17,6 +16,7 @@ import { addRateLimitHeaders, type RateLimitDecision, type RequestLimiter } from
 import { readJsonBody } from './body.js';
 import { addCorsHeaders, createCorsPolicy, isPreflight, type CorsOrigins } from './cors.js';
 import { toErrorResponse } from './error-response.js';
+import { requestIdOf, send, sendText } from './send.js';
 
 export interface RouteContext {
   request: IncomingMessage;
@@ -376,38 +376,4 @@ function decodeSegment(segment: string, name: string): string {
       problems: [{ field: name, message: 'is not a valid URL path segment' }],
     });
   }
-}
-
-let requestCounter = 0;
-const processTag = randomBytes(4).toString('hex');
-
-/** The caller's X-Request-Id when it is a sane token, else one of ours (unique per process and request). */
-function requestIdOf(request: IncomingMessage): string {
-  const given = request.headers['x-request-id'];
-  if (typeof given === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(given)) return given;
-  requestCounter += 1;
-  return `${processTag}-${requestCounter.toString(36)}`;
-}
-
-/** Sends `body` as JSON; `headers` (the caller's own object) gains the content headers. */
-function send(
-  response: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string>,
-): void {
-  headers['content-type'] ??= 'application/json; charset=utf-8';
-  sendText(response, status, JSON.stringify(body), headers);
-}
-
-function sendText(
-  response: ServerResponse,
-  status: number,
-  text: string,
-  headers: Record<string, string>,
-): void {
-  if (response.headersSent) return;
-  headers['content-length'] = String(Buffer.byteLength(text));
-  response.writeHead(status, headers);
-  response.end(text);
 }
