@@ -27,32 +27,48 @@ export type Scalars = {
  */
 export type Analytics = {
   __typename?: 'Analytics';
+  /** The `days` asked for, 1 to 365. */
   days: Scalars['Int']['output'];
+  /** LLM queries, responses, tokens, cost (USD) and latency (ms), per model. */
   llm: LlmAnalytics;
+  /** Durations (ms), events per hour and pipeline lag (ms). */
   performance: PerformanceAnalytics;
+  /** Event counts by type, day and session; reviews and errors. */
   usage: UsageAnalytics;
 };
 
-/** The window an analytics answer covers: from the start of the UTC hour `days` ago up to now. */
+/**
+ * The window an analytics answer covers, by the events' `receivedAt`: from the start of the UTC hour
+ * `days × 24` hours ago up to now, so it spans between `days × 24` and `days × 24 + 1` hours.
+ */
 export type AnalyticsWindow = {
   __typename?: 'AnalyticsWindow';
+  /** The `days` asked for, 1 to 365. */
   days: Scalars['Int']['output'];
+  /** Start of the window (inclusive): the start of a UTC hour. */
   from: Scalars['DateTime']['output'];
+  /** End of the window: the time the answer was computed. */
   to: Scalars['DateTime']['output'];
 };
 
 /** An API key. Its secret is never stored or shown again after creation; only a salted hash is kept. */
 export type ApiKey = {
   __typename?: 'ApiKey';
+  /** When the key was created (UTC). */
   createdAt: Scalars['DateTime']['output'];
+  /** The key's id: what revokeApiKey takes. */
   id: Scalars['ID']['output'];
+  /** When the key last authenticated a request (UTC; recorded in batches, so it can lag a little); null if never. */
   lastUsedAt: Maybe<Scalars['DateTime']['output']>;
+  /** The name given at creation, to tell keys apart. */
   name: Scalars['String']['output'];
   /** The secret's first characters, to recognise it. */
   prefix: Scalars['String']['output'];
-  /** Requests per minute for this key; null means the service default (RATE_LIMIT_PER_MINUTE). */
+  /** Requests per minute for this key; null means the service default (RATE_LIMIT_PER_MINUTE, 1000 unless set). */
   rateLimitPerMinute: Maybe<Scalars['Int']['output']>;
+  /** When the key was revoked (UTC); null while it is active. */
   revokedAt: Maybe<Scalars['DateTime']['output']>;
+  /** What the key may do. */
   scopes: Array<Scope>;
 };
 
@@ -63,8 +79,11 @@ export type AuditEvent = {
   apiKeyId: Maybe<Scalars['String']['output']>;
   /** When the caller says it happened, if it said. */
   clientTime: Maybe<Scalars['DateTime']['output']>;
+  /** What happened. */
   eventType: EventType;
+  /** The event's id: the caller's eventId, or one assigned (a UUID). */
   id: Scalars['ID']['output'];
+  /** The event's details, a JSON object; see the event catalog for each type's fields. */
   payload: Scalars['JSON']['output'];
   /** When the worker stored it. */
   persistedAt: Scalars['DateTime']['output'];
@@ -72,41 +91,60 @@ export type AuditEvent = {
   receivedAt: Scalars['DateTime']['output'];
   /** Commit-ordered position; newer events have larger values. */
   seq: Scalars['String']['output'];
+  /** The review session the event belongs to. */
   sessionId: Scalars['String']['output'];
 };
 
-/** Newest first. Follow pageInfo.endCursor with `after`: every page costs the same, however deep. */
+/**
+ * Newest first, whichever way it is read. Follow pageInfo.endCursor with `after` for older
+ * events, pageInfo.startCursor with `before` for newer ones: every page costs the same, however deep.
+ */
 export type AuditEventConnection = {
   __typename?: 'AuditEventConnection';
+  /** The page's events with their cursors. */
   edges: Array<AuditEventEdge>;
+  /** The page's events, for callers that need no cursors. */
   nodes: Array<AuditEvent>;
+  /** Whether more pages exist, and the cursors to reach them. */
   pageInfo: PageInfo;
 };
 
+/** One event in a page, with the cursor that marks its place. */
 export type AuditEventEdge = {
   __typename?: 'AuditEventEdge';
+  /** Opaque; pass it as `after` or `before`. Cursors from either direction are interchangeable. */
   cursor: Scalars['String']['output'];
+  /** The event. */
   node: AuditEvent;
 };
 
+/** A new API key. */
 export type CreateApiKeyInput = {
+  /** 1 to 128 characters after trimming. */
   name: Scalars['String']['input'];
+  /** Requests per minute, 1 to 10000000; omitted or null: the service default (RATE_LIMIT_PER_MINUTE). */
   rateLimitPerMinute?: InputMaybe<Scalars['Int']['input']>;
+  /** At least one scope. */
   scopes: Array<Scope>;
 };
 
+/** A key just created, with its secret. */
 export type CreatedApiKey = {
   __typename?: 'CreatedApiKey';
+  /** The key as listed from now on. */
   key: ApiKey;
-  /** The secret: shown this once. */
+  /** The secret: shown this once. Send it as the X-API-Key header. */
   secret: Scalars['String']['output'];
 };
 
+/** The events of one UTC day. */
 export type DayEvents = {
   __typename?: 'DayEvents';
+  /** Every event type, zeros included. */
   byType: Array<EventTypeEvents>;
-  /** UTC day, YYYY-MM-DD. */
+  /** UTC day, YYYY-MM-DD. The first and last day of a window are partial. */
   date: Scalars['String']['output'];
+  /** Events received that day, all types. */
   events: Scalars['Int']['output'];
 };
 
@@ -115,38 +153,44 @@ export type DeadLetter = {
   __typename?: 'DeadLetter';
   /** The queued entry as it was (normally the event's JSON). */
   body: Scalars['String']['output'];
+  /** When the worker set it aside (UTC). */
   failedAt: Scalars['DateTime']['output'];
   /** Its id among the dead letters: what replayDeadLetters takes. */
   id: Scalars['ID']['output'];
   /** The id its queue entry had. */
   originalId: Scalars['String']['output'];
+  /** Why it could not be stored, as the worker logged it. */
   reason: Scalars['String']['output'];
 };
 
+/** A page of dead letters and how many there are. */
 export type DeadLetterList = {
   __typename?: 'DeadLetterList';
   /** The newest first. */
   letters: Array<DeadLetter>;
-  /** Dead letters held in all. */
+  /** Dead letters held in all, not only those in `letters`. */
   total: Scalars['Int']['output'];
 };
 
+/** What replayDeadLetters did with each id it was given. */
 export type DeadLetterReplay = {
   __typename?: 'DeadLetterReplay';
-  /** Not among the dead letters. */
+  /** Not among the dead letters (already replayed, or never one). */
   missing: Array<Scalars['ID']['output']>;
   /** Put back in the queue, in the order given. */
   replayed: Array<Scalars['ID']['output']>;
 };
 
+/** Errors reported by clients in the window. */
 export type ErrorRate = {
   __typename?: 'ErrorRate';
-  /** error_occurred events. */
+  /** `error_occurred` events. */
   count: Scalars['Int']['output'];
-  /** count / all events; null when there are none. */
+  /** count / totalEvents, from 0 to 1; null when there are no events. */
   rate: Maybe<Scalars['Float']['output']>;
 };
 
+/** Which events to read; every condition given must hold. */
 export type EventFilter = {
   /** Any of these types. */
   eventTypes?: InputMaybe<Array<EventType>>;
@@ -154,6 +198,7 @@ export type EventFilter = {
   from?: InputMaybe<Scalars['DateTime']['input']>;
   /** All of these must match. */
   payload?: InputMaybe<Array<PayloadMatch>>;
+  /** Only this session's events. */
   sessionId?: InputMaybe<Scalars['ID']['input']>;
   /** Received before. */
   to?: InputMaybe<Scalars['DateTime']['input']>;
@@ -165,86 +210,128 @@ export type EventFilter = {
  */
 export type EventProof = {
   __typename?: 'EventProof';
-  /** Sibling hashes, bottom-up, within the checkpoint's range (RFC 9162 audit path). */
+  /** Sibling hashes, hex, bottom-up, within the checkpoint's range (RFC 9162 audit path). */
   auditPath: Array<Scalars['String']['output']>;
+  /** The signed checkpoint whose rangeRoot the audit path leads to. */
   checkpoint: IntegrityCheckpoint;
   /** The event as stored; null once retention removed its body (its hash remains provable). */
   event: Maybe<AuditEvent>;
+  /** The event's id. */
   id: Scalars['ID']['output'];
-  /** SHA-256(0x00 || RFC 8785 JSON of the event's id, seq, eventType, sessionId, payload, clientTime, receivedAt, persistedAt, apiKeyId). */
+  /** SHA-256(0x00 || RFC 8785 JSON of the event's id, seq, eventType, sessionId, payload, clientTime, receivedAt, persistedAt, apiKeyId), hex. */
   leafHash: Scalars['String']['output'];
+  /** The event's leaf index in the hash log, as decimal text. */
   leafIndex: Scalars['String']['output'];
+  /** The event's seq, as decimal text. */
   seq: Scalars['String']['output'];
 };
 
 /** The event types of the logging-service v2 spec. The names are the spec's, as REST uses them. */
 export type EventType =
+  /** Something failed during a review. */
   | 'error_occurred'
+  /** An LLM answered; the payload carries its usage and latency. */
   | 'llm_feedback_received'
+  /** A prompt was sent to an LLM. */
   | 'llm_query_sent'
+  /** A code review finished. */
   | 'review_completed'
+  /** A code review began. */
   | 'review_started'
+  /** Syntax analysis finished. */
   | 'syntax_analysis_completed'
+  /** Syntax analysis of the reviewed code began. */
   | 'syntax_analysis_started';
 
+/** How many events of one type are stored. */
 export type EventTypeCount = {
   __typename?: 'EventTypeCount';
+  /** Events of this type stored. */
   count: Scalars['Int']['output'];
+  /** The type. */
   eventType: EventType;
+  /** When the newest of them was received. */
   lastSeenAt: Scalars['DateTime']['output'];
 };
 
+/** The number of events of one event type. */
 export type EventTypeEvents = {
   __typename?: 'EventTypeEvents';
+  /** The event type, e.g. `review_started`. */
   eventType: Scalars['String']['output'];
+  /** Events of this type in the window (or the day). */
   events: Scalars['Int']['output'];
 };
 
+/** Events per hour over the window. */
 export type EventsPerHour = {
   __typename?: 'EventsPerHour';
+  /** The mean of `series`: total events over the hours of the window (the current hour counts whole). */
   average: Scalars['Float']['output'];
+  /** Every UTC hour of the window, oldest first, zeros included. */
   series: Array<HourEvents>;
 };
 
+/** Why one input field was refused. */
 export type FieldProblem = {
   __typename?: 'FieldProblem';
+  /** The field's path in the input, e.g. payload.latency_ms. */
   field: Scalars['String']['output'];
+  /** What is wrong with it. */
   message: Scalars['String']['output'];
 };
 
+/** The events of one UTC hour. */
 export type HourEvents = {
   __typename?: 'HourEvents';
+  /** Events received in that hour. */
   events: Scalars['Int']['output'];
+  /** Start of the UTC hour. */
   hour: Scalars['DateTime']['output'];
 };
 
 /**
- * A signed checkpoint. The Ed25519 signature covers the RFC 8785 canonical JSON of every other field;
- * rootHash = SHA-256(0x02 || previousRoot || rangeRoot). Hashes are hex, the signature base64.
+ * A signed checkpoint: the service's statement that leaves [firstLeaf, treeSize) have Merkle root
+ * `rangeRoot`, chained to every checkpoint before. The Ed25519 signature covers the RFC 8785 canonical
+ * JSON of every other field; rootHash = SHA-256(0x02 || previousRoot || rangeRoot). Positions are
+ * decimal text, hashes lowercase hex, the signature base64.
  */
 export type IntegrityCheckpoint = {
   __typename?: 'IntegrityCheckpoint';
   /** Exactly the signed string (ISO 8601, UTC, milliseconds). */
   createdAt: Scalars['String']['output'];
+  /** The first leaf index this checkpoint covers. */
   firstLeaf: Scalars['String']['output'];
+  /** The checkpoint's number: 1, 2, 3… */
   index: Scalars['String']['output'];
+  /** Which signing key signed it: IntegrityPublicKey.keyId. */
   keyId: Scalars['String']['output'];
+  /** The seq of leaf treeSize - 1. */
   lastSeq: Scalars['String']['output'];
+  /** The previous checkpoint's rootHash, hex (all zeros for the first). */
   previousRoot: Scalars['String']['output'];
+  /** Merkle root (RFC 9162) of the leaves [firstLeaf, treeSize), hex. */
   rangeRoot: Scalars['String']['output'];
+  /** SHA-256(0x02 || previousRoot || rangeRoot), hex: commits to the whole history below treeSize. */
   rootHash: Scalars['String']['output'];
+  /** Ed25519 signature, base64. */
   signature: Scalars['String']['output'];
+  /** The leaf count after this checkpoint: it covers leaves up to treeSize - 1. */
   treeSize: Scalars['String']['output'];
 };
 
+/** The first place where the stored history and its hash log or checkpoints disagree. */
 export type IntegrityProblem = {
   __typename?: 'IntegrityProblem';
   /** For reordered or replaced positions: the event found where `id` belongs. */
   foundId: Maybe<Scalars['ID']['output']>;
   /** The event at the broken position: the one the log expects there, or the unknown row found. */
   id: Maybe<Scalars['ID']['output']>;
+  /** What kind of change was found. */
   kind: IntegrityProblemKind;
+  /** A sentence describing the problem, for people. */
   message: Scalars['String']['output'];
+  /** The broken position's seq, as decimal text. */
   seq: Maybe<Scalars['String']['output']>;
 };
 
@@ -265,21 +352,29 @@ export type IntegrityProblemKind =
   /** An event stored at another position than the one the log holds for it. */
   | 'reordered';
 
+/** The public half of the key that signs checkpoints. */
 export type IntegrityPublicKey = {
   __typename?: 'IntegrityPublicKey';
+  /** Always Ed25519. */
   algorithm: Scalars['String']['output'];
+  /** The key's id, as checkpoints name it in keyId. */
   keyId: Scalars['String']['output'];
   /** The raw 32-byte key, base64. */
   publicKey: Scalars['String']['output'];
+  /** The key as SPKI PEM. */
   publicKeyPem: Scalars['String']['output'];
 };
 
+/** The result of verifyIntegrity. */
 export type IntegrityReport = {
   __typename?: 'IntegrityReport';
+  /** Signed checkpoints checked. */
   checkpointsChecked: Scalars['Int']['output'];
+  /** Events whose stored fields were rehashed. */
   eventsChecked: Scalars['Int']['output'];
-  /** The seq window verified; null bounds mean the start or end of the log. */
+  /** The first seq verified (decimal text); null means the start of the log. */
   from: Maybe<Scalars['String']['output']>;
+  /** Leaves of the hash log checked. */
   leavesChecked: Scalars['Int']['output'];
   /** True when every event, leaf and checkpoint checked is intact. */
   ok: Scalars['Boolean']['output'];
@@ -289,78 +384,115 @@ export type IntegrityReport = {
   retainedThroughSeq: Maybe<Scalars['String']['output']>;
   /** False when the service has no signing key: hashes were checked, signatures were not. */
   signaturesChecked: Scalars['Boolean']['output'];
+  /** The last seq verified (decimal text); null means the end of the log. */
   to: Maybe<Scalars['String']['output']>;
+  /** Leaves in the hash log (decimal text). */
   treeSize: Scalars['String']['output'];
-  /** Events stored but not yet under a signed checkpoint. */
+  /** Events stored but not yet under a signed checkpoint (decimal text). */
   uncheckpointedLeaves: Scalars['String']['output'];
 };
 
+/**
+ * Percentiles of the pipeline's lag in milliseconds, within 2 % of the exact value, plus the exact
+ * maximum; null when nothing was recorded.
+ */
 export type LagPercentiles = {
   __typename?: 'LagPercentiles';
+  /** The largest lag in ms, exact. */
   max: Maybe<Scalars['Float']['output']>;
+  /** Median lag in ms. */
   p50: Maybe<Scalars['Float']['output']>;
+  /** 95th percentile lag in ms. */
   p95: Maybe<Scalars['Float']['output']>;
+  /** 99th percentile lag in ms. */
   p99: Maybe<Scalars['Float']['output']>;
+  /** How many events were measured. */
   samples: Scalars['Int']['output'];
 };
 
+/** LLM usage: queries, responses, tokens, cost and latency, per model and in total. */
 export type LlmAnalytics = {
   __typename?: 'LlmAnalytics';
-  /** Most active first. */
+  /** One entry per model, most active first (queries + responses), then by name. */
   models: Array<LlmModelAnalytics>;
+  /** Every model together. */
   totals: LlmTotals;
+  /** The time range these numbers cover. */
   window: AnalyticsWindow;
 };
 
+/** What LLM responses cost, in USD: reported by the responses or priced from the service's price table. */
 export type LlmCost = {
   __typename?: 'LlmCost';
-  /** From the price table, for responses that reported no cost. */
+  /** In USD, priced from the price table (USD per 1M tokens) for responses that reported no `cost_usd`. */
   computedUsd: Scalars['Float']['output'];
-  /** True when some responses had neither a reported cost nor a known price. */
+  /** True when some responses had neither a reported cost nor a known price: `usd` is then a lower bound. */
   partial: Scalars['Boolean']['output'];
-  /** From cost_usd in the payloads. */
+  /** Sum of the `cost_usd` the responses reported, in USD. */
   reportedUsd: Scalars['Float']['output'];
+  /** Responses with neither a reported cost nor a known price. */
   unpricedResponses: Scalars['Int']['output'];
-  /** Reported plus computed. */
+  /** reportedUsd + computedUsd, in USD: exact when `partial` is false, a lower bound otherwise. */
   usd: Scalars['Float']['output'];
 };
 
+/** LLM traffic of one model. */
 export type LlmModelAnalytics = LlmUsageStats & {
   __typename?: 'LlmModelAnalytics';
+  /** What the responses cost, in USD. */
   cost: LlmCost;
+  /** failures / responses, from 0 to 1; null when there are no responses. */
   failureRate: Maybe<Scalars['Float']['output']>;
+  /** Responses with `success: false`. */
   failures: Scalars['Int']['output'];
+  /** Response latency in ms, from the responses' `latency_ms`. */
   latencyMs: Percentiles;
-  /** The payload's model, or unknown. */
+  /** The payload's `model`, or `unknown` when it was missing. */
   model: Scalars['String']['output'];
-  /** Whether the price table knows the model. */
+  /** Whether the price table knows the model (a dated name such as gpt-4o-2024-08-06 matches its family). */
   priced: Scalars['Boolean']['output'];
+  /** `llm_query_sent` events. */
   queries: Scalars['Int']['output'];
+  /** `llm_feedback_received` events. */
   responses: Scalars['Int']['output'];
+  /** Tokens summed from the responses' payloads (`llm_query_sent` token fields are not counted). */
   tokens: TokenSums;
 };
 
+/** LLM traffic of every model together. */
 export type LlmTotals = LlmUsageStats & {
   __typename?: 'LlmTotals';
+  /** What the responses cost, in USD. */
   cost: LlmCost;
+  /** failures / responses, from 0 to 1; null when there are no responses. */
   failureRate: Maybe<Scalars['Float']['output']>;
+  /** Responses with `success: false`. */
   failures: Scalars['Int']['output'];
+  /** Response latency in ms, from the responses' `latency_ms`. */
   latencyMs: Percentiles;
+  /** `llm_query_sent` events. */
   queries: Scalars['Int']['output'];
+  /** `llm_feedback_received` events. */
   responses: Scalars['Int']['output'];
+  /** Tokens summed from the responses' payloads (`llm_query_sent` token fields are not counted). */
   tokens: TokenSums;
 };
 
+/** LLM traffic of one model (`LlmModelAnalytics`) or of all of them (`LlmTotals`). */
 export type LlmUsageStats = {
+  /** What the responses cost, in USD. */
   cost: LlmCost;
+  /** failures / responses, from 0 to 1; null when there are no responses. */
   failureRate: Maybe<Scalars['Float']['output']>;
-  /** Responses with success: false. */
+  /** Responses with `success: false`. */
   failures: Scalars['Int']['output'];
+  /** Response latency in ms, from the responses' `latency_ms`. */
   latencyMs: Percentiles;
-  /** llm_query_sent events. */
+  /** `llm_query_sent` events. */
   queries: Scalars['Int']['output'];
-  /** llm_feedback_received events. */
+  /** `llm_feedback_received` events. */
   responses: Scalars['Int']['output'];
+  /** Tokens summed from the responses' payloads (`llm_query_sent` token fields are not counted). */
   tokens: TokenSums;
 };
 
@@ -368,6 +500,7 @@ export type LlmUsageStats = {
 export type LogEventInput = {
   /** Idempotency key: a UUID. Retrying with the same one never stores the event twice. */
   eventId?: InputMaybe<Scalars['ID']['input']>;
+  /** What happened. */
   eventType: EventType;
   /** A JSON object; see the event catalog for the fields each type carries. */
   payload?: InputMaybe<Scalars['JSON']['input']>;
@@ -377,12 +510,14 @@ export type LogEventInput = {
   timestamp?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
+/** What logEvent accepted. */
 export type LogEventResult = {
   __typename?: 'LogEventResult';
   /** The stored event's id (the eventId given, or one assigned). */
   eventId: Scalars['ID']['output'];
 };
 
+/** The outcome of one item of a logEvents batch. */
 export type LogEventsItem = {
   __typename?: 'LogEventsItem';
   /** Set when the item was accepted. */
@@ -393,158 +528,222 @@ export type LogEventsItem = {
   problems: Maybe<Array<FieldProblem>>;
 };
 
+/** What logEvents did with a batch. */
 export type LogEventsResult = {
   __typename?: 'LogEventsResult';
+  /** Items accepted. */
   accepted: Scalars['Int']['output'];
+  /** One per input, in the order given. */
   items: Array<LogEventsItem>;
+  /** Items refused. */
   rejected: Scalars['Int']['output'];
 };
 
+/** Writing events. */
 export type Mutation = {
   __typename?: 'Mutation';
-  /** Creates a key (admin scope). */
+  /** Creates a key (admin scope); its secret is in the answer and nowhere else. */
   createApiKey: CreatedApiKey;
   /** Accepts one event; it is queued at once and stored shortly after. */
   logEvent: LogEventResult;
   /** Accepts up to 1000 events, each on its own: the result says which were accepted. */
   logEvents: LogEventsResult;
-  /** Puts 1 to 1000 dead letters back in the queue once their cause is fixed; safe to repeat, as storing is idempotent on the event id (admin scope). */
+  /**
+   * Puts dead letters back in the queue once their cause is fixed; safe to repeat, as storing is
+   * idempotent on the event id (admin scope). Refused when the queue has no room for them all.
+   */
   replayDeadLetters: DeadLetterReplay;
-  /** Revokes a key at once on this API process, within KEY_CACHE_TTL_MS on the others (admin scope). */
+  /** Revokes a key at once on this API process, within KEY_CACHE_TTL_MS (5000 ms unless set) on the others (admin scope). */
   revokeApiKey: ApiKey;
 };
 
 
+/** Writing events. */
 export type MutationCreateApiKeyArgs = {
   input: CreateApiKeyInput;
 };
 
 
+/** Writing events. */
 export type MutationLogEventArgs = {
   input: LogEventInput;
 };
 
 
+/** Writing events. */
 export type MutationLogEventsArgs = {
   inputs: Array<LogEventInput>;
 };
 
 
+/** Writing events. */
 export type MutationReplayDeadLettersArgs = {
   ids: Array<Scalars['ID']['input']>;
 };
 
 
+/** Writing events. */
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
 };
 
+/** Where a page sits in the whole list, as the Relay Cursor Connections spec defines it. */
 export type PageInfo = {
   __typename?: 'PageInfo';
+  /** The cursor of the page's last (oldest) edge; null for an empty page. */
   endCursor: Maybe<Scalars['String']['output']>;
+  /**
+   * Older events follow this page. Exact when paging with `first`; with `last`, true when
+   * `before` was given and events exist from it on (the spec's option, answered exactly).
+   */
   hasNextPage: Scalars['Boolean']['output'];
+  /**
+   * Newer events precede this page. Exact when paging with `last`; with `first`, true when
+   * `after` was given and events exist up to it (the spec's option, answered exactly).
+   */
+  hasPreviousPage: Scalars['Boolean']['output'];
+  /** The cursor of the page's first (newest) edge; null for an empty page. */
+  startCursor: Maybe<Scalars['String']['output']>;
 };
 
 /** An exact match of one payload value, e.g. { path: "model", value: "gpt-4o" } or { path: "usage.cached", value: true }. */
 export type PayloadMatch = {
   /** Dotted path of keys inside the payload. */
   path: Scalars['String']['input'];
+  /** The value the payload must hold there, compared as JSON. */
   value: Scalars['JSON']['input'];
 };
 
-/** Percentiles from log-binned histograms, within 2 % of the exact value; null when nothing was recorded. */
+/**
+ * Percentiles from log-binned histograms, within 2 % of the exact value; null when nothing was recorded.
+ * The unit is the field's (milliseconds for every `…Ms` field).
+ */
 export type Percentiles = {
   __typename?: 'Percentiles';
+  /** Median; null when there are no samples. */
   p50: Maybe<Scalars['Float']['output']>;
+  /** 95th percentile; null when there are no samples. */
   p95: Maybe<Scalars['Float']['output']>;
+  /** 99th percentile; null when there are no samples. */
   p99: Maybe<Scalars['Float']['output']>;
+  /** How many values were recorded. */
   samples: Scalars['Int']['output'];
 };
 
+/** Performance: review and syntax-analysis durations, throughput and the pipeline's own delay. */
 export type PerformanceAnalytics = {
   __typename?: 'PerformanceAnalytics';
+  /** Events received per UTC hour. */
   eventsPerHour: EventsPerHour;
-  /** received → persisted, the pipeline's own delay. */
+  /** receivedAt → persistedAt in ms, the pipeline's own delay; a negative lag (clock skew) counts as 0. */
   pipelineLagMs: LagPercentiles;
-  /** From duration_ms of review_completed. */
+  /** Review duration in ms, from `duration_ms` of `review_completed` events (events without it are not counted). */
   reviewDurationMs: Percentiles;
-  /** From duration_ms of syntax_analysis_completed. */
+  /** Syntax-analysis duration in ms, from `duration_ms` of `syntax_analysis_completed` events. */
   syntaxAnalysisDurationMs: Percentiles;
+  /** The time range these numbers cover. */
   window: AnalyticsWindow;
 };
 
+/** Reading events back. */
 export type Query = {
   __typename?: 'Query';
-  /** `days` is 1 to 365; the same answers as GET /analytics/usage|llm|performance?days=N. */
+  /**
+   * Analytics over the last `days` days; the same answers as GET /analytics/usage|llm|performance?days=N.
+   * Needs the read scope; limited to 120 calls a minute per API key.
+   */
   analytics: Analytics;
   /** Every API key, revoked ones included (admin scope). */
   apiKeys: Array<ApiKey>;
-  /** Dead letters, newest first, at most 1000 (admin scope). */
+  /** Dead letters, newest first (admin scope). The same answer as GET /dead-letters?limit=N. */
   deadLetters: DeadLetterList;
+  /** One event by id; null when none is stored with it. */
   event: Maybe<AuditEvent>;
-  /** The inclusion proof of one event (read scope). */
+  /**
+   * The inclusion proof of one event (read scope). NOT_FOUND for an event never stored;
+   * SERVICE_UNAVAILABLE, with a retry hint, while the event is not yet under a checkpoint.
+   */
   eventProof: EventProof;
   /** Each event type that has been stored, with its count and last time seen. */
   eventTypes: Array<EventTypeCount>;
-  /** Events, newest first. `first` is 1 to 1000. */
+  /** Events, newest first, in Relay cursor pages. */
   events: AuditEventConnection;
-  /** The key that signs checkpoints (read scope). */
+  /** The key that signs checkpoints (read scope); NOT_FOUND when no signing key is configured. */
   integrityPublicKey: IntegrityPublicKey;
   /** The newest signed checkpoint, or null before the first (read scope). */
   latestCheckpoint: Maybe<IntegrityCheckpoint>;
-  /** Recomputes the hash log over the events with from ≤ seq ≤ to (whole log by default) and checks the checkpoints (admin scope). */
+  /**
+   * Recomputes the hash log over the events with from ≤ seq ≤ to (whole log by default) and checks the
+   * checkpoints (admin scope). The same answer as GET /integrity/verify.
+   */
   verifyIntegrity: IntegrityReport;
 };
 
 
+/** Reading events back. */
 export type QueryAnalyticsArgs = {
   days?: Scalars['Int']['input'];
 };
 
 
+/** Reading events back. */
 export type QueryDeadLettersArgs = {
   limit?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
+/** Reading events back. */
 export type QueryEventArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** Reading events back. */
 export type QueryEventProofArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/** Reading events back. */
 export type QueryEventsArgs = {
   after: InputMaybe<Scalars['String']['input']>;
+  before: InputMaybe<Scalars['String']['input']>;
   filter: InputMaybe<EventFilter>;
-  first?: Scalars['Int']['input'];
+  first?: InputMaybe<Scalars['Int']['input']>;
+  last: InputMaybe<Scalars['Int']['input']>;
 };
 
 
+/** Reading events back. */
 export type QueryVerifyIntegrityArgs = {
   from: InputMaybe<Scalars['String']['input']>;
   to: InputMaybe<Scalars['String']['input']>;
 };
 
+/** How many reviews started and completed in the window. */
 export type ReviewCompletion = {
   __typename?: 'ReviewCompletion';
+  /** `review_completed` events. */
   completed: Scalars['Int']['output'];
-  /** completed / started; null when none started. */
+  /**
+   * completed / started; null when none started. A review started before the window and completed in
+   * it counts as completed only, so this can exceed 1.
+   */
   completionRate: Maybe<Scalars['Float']['output']>;
+  /** `review_started` events. */
   started: Scalars['Int']['output'];
 };
 
+/** What an API key may do. A key holds one or more scopes; admin does not imply the others. */
 export type Scope =
-  /** Manage API keys. */
+  /** Manage API keys and dead letters, verify integrity. */
   | 'admin'
   /** Write events (POST /log, logEvent, logEvents). */
   | 'ingest'
-  /** Read events and analytics. */
+  /** Read events, analytics, integrity proofs and the live feed. */
   | 'read';
 
+/** Live feeds, over WebSocket only (graphql-ws protocol at /graphql); over HTTP a subscription is refused. */
 export type Subscription = {
   __typename?: 'Subscription';
   /**
@@ -558,27 +757,44 @@ export type Subscription = {
 };
 
 
+/** Live feeds, over WebSocket only (graphql-ws protocol at /graphql); over HTTP a subscription is refused. */
 export type SubscriptionEventLoggedArgs = {
   after: InputMaybe<Scalars['String']['input']>;
   filter: InputMaybe<EventFilter>;
 };
 
+/**
+ * Token counts summed from LLM responses (`llm_feedback_received` payloads), by OpenAI's conventions:
+ * `prompt` includes `cached`, `completion` includes `reasoning`.
+ */
 export type TokenSums = {
   __typename?: 'TokenSums';
+  /** Prompt tokens served from the provider's cache. */
   cached: Scalars['Float']['output'];
+  /** Completion (output) tokens, reasoning ones included. */
   completion: Scalars['Float']['output'];
+  /** Prompt (input) tokens, cached ones included. */
   prompt: Scalars['Float']['output'];
+  /** Completion tokens spent on reasoning. */
   reasoning: Scalars['Float']['output'];
 };
 
+/** Usage: how many events of which kind, per day, and in how many sessions. */
 export type UsageAnalytics = {
   __typename?: 'UsageAnalytics';
+  /** Sessions with at least one event in the window, counted exactly. */
   distinctSessions: Scalars['Int']['output'];
+  /** Errors reported. */
   errors: ErrorRate;
+  /** Every UTC day of the window, oldest first, zeros included. */
   eventsByDay: Array<DayEvents>;
+  /** The seven standard event types first, zeros included, then any other type stored. */
   eventsByType: Array<EventTypeEvents>;
+  /** Reviews started and completed. */
   reviews: ReviewCompletion;
+  /** All events in the window. */
   totalEvents: Scalars['Int']['output'];
+  /** The time range these numbers cover. */
   window: AnalyticsWindow;
 };
 
@@ -1017,6 +1233,8 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
 export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
   endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  hasPreviousPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  startCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type PercentilesResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Percentiles'] = ResolversParentTypes['Percentiles']> = {
