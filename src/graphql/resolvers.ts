@@ -1,3 +1,4 @@
+import { Kind, type GraphQLResolveInfo } from 'graphql';
 import { windowOf } from '../analytics/analytics-service.js';
 import { AppError, badRequest, type FieldProblem } from '../errors.js';
 import { encodeCursor, MAX_PAGE_SIZE } from '../query/event-queries.js';
@@ -50,6 +51,14 @@ function toFilter(filter: EventFilter | null | undefined) {
   };
 }
 
+/** Whether the caller wrote argument `name` (a literal, or a variable it set), rather than getting its default. */
+function argumentGiven(info: GraphQLResolveInfo, name: string): boolean {
+  const argument = info.fieldNodes[0]?.arguments?.find((candidate) => candidate.name.value === name);
+  if (!argument) return false;
+  if (argument.value.kind === Kind.VARIABLE) return info.variableValues[argument.value.name.value] != null;
+  return argument.value.kind !== Kind.NULL;
+}
+
 /** Field-level limits per key, on top of the per-key request limit: the fields that cost the most. */
 const LARGE_PAGE = 200;
 const LARGE_PAGE_LIMIT = { max: 120, window: '1m' };
@@ -70,14 +79,23 @@ export const resolvers: Resolvers = {
   Query: {
     ...integrityQueryResolvers,
     async events(parent, args, context, info) {
-      const { filter, first, after } = args;
+      const { filter, after, last, before } = args;
       requireScope(context, 'read');
-      if (first > LARGE_PAGE) await context.limitField({ parent, args, context, info }, LARGE_PAGE_LIMIT);
-      const page = await context.events.list(toFilter(filter), first, after);
+      // `first` has a default, so it counts as given with `last` only when the caller wrote it.
+      const first = last == null || argumentGiven(info, 'first') ? args.first : undefined;
+      if (Math.max(first ?? 0, last ?? 0) > LARGE_PAGE) {
+        await context.limitField({ parent, args, context, info }, LARGE_PAGE_LIMIT);
+      }
+      const page = await context.events.connection(toFilter(filter), { first, after, last, before });
       return {
         edges: page.events.map((event) => ({ cursor: encodeCursor(event.seq), node: event })),
         nodes: page.events,
-        pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor },
+        pageInfo: {
+          hasNextPage: page.hasNextPage,
+          hasPreviousPage: page.hasPreviousPage,
+          startCursor: page.startCursor,
+          endCursor: page.endCursor,
+        },
       };
     },
     async event(_parent, { id }, context) {

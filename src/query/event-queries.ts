@@ -39,6 +39,25 @@ export interface EventPage {
   endCursor: string | null;
 }
 
+/** A Relay connection page: newest first, whichever direction it was read in. */
+export interface EventConnectionPage {
+  events: StoredEvent[];
+  /** Events older than the last one exist (exact for `first`; for `last`, whether `before` cuts any off). */
+  hasNextPage: boolean;
+  /** Events newer than the first one exist (exact for `last`; for `first`, whether `after` cuts any off). */
+  hasPreviousPage: boolean;
+  startCursor: string | null;
+  endCursor: string | null;
+}
+
+/** Relay paging arguments: exactly one of `first` and `last`; either cursor, or both. */
+export interface ConnectionArgs {
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+  last?: number | null | undefined;
+  before?: string | null | undefined;
+}
+
 export const MAX_PAGE_SIZE = 1000;
 /** Each payload match is a condition of the query: a few describe any real search. */
 const MAX_PAYLOAD_MATCHES = 32;
@@ -108,6 +127,67 @@ export function createEventQueries({ store }: { store: EventStore }) {
       checkPageSize(first, names.first);
       const beforeSeq = after ? decodeCursor(after, names.after) : undefined;
       return page({ ...compileFilter(filter), limit: first, beforeSeq });
+    },
+
+    /**
+     * A Relay connection page (newest first). `first` reads the events older than
+     * `after`; `last` the events just newer than `before`, still newest first. With
+     * both cursors, only events between them. The flag the spec leaves optional
+     * (hasPreviousPage for `first`, hasNextPage for `last`) is exact: one indexed
+     * `LIMIT 1` read, made only when the cursor that decides it was given.
+     * @throws AppError BAD_REQUEST for `first` with `last`, neither, a size outside
+     *   1..{@link MAX_PAGE_SIZE}, or a cursor not made by {@link encodeCursor}.
+     */
+    async connection(filter: EventFilter, args: ConnectionArgs): Promise<EventConnectionPage> {
+      const { first, last } = args;
+      if (first != null && last != null) {
+        throw badRequest('first and last: give one of them, not both', [
+          { field: 'first', message: 'cannot be combined with last' },
+          { field: 'last', message: 'cannot be combined with first' },
+        ]);
+      }
+      if (first == null && last == null) {
+        throw badRequest('first or last: give one of them', [
+          { field: 'first', message: 'or last is required' },
+        ]);
+      }
+      const compiled = compileFilter(filter);
+      const afterSeq = args.after ? decodeCursor(args.after, 'after') : undefined;
+      const beforeSeq = args.before ? decodeCursor(args.before, 'before') : undefined;
+      // Newest first, `after` keeps older events (smaller seq) and `before` newer ones.
+      const window = { ...compiled, beforeSeq: afterSeq, afterSeq: beforeSeq };
+      const exists = async (query: Omit<EventQuery, 'limit'>) =>
+        (await store.listEvents({ ...query, limit: 1 })).length > 0;
+      let events: StoredEvent[];
+      let hasNextPage: boolean;
+      let hasPreviousPage: boolean;
+      const size = first ?? last ?? 0;
+      checkPageSize(size, first != null ? 'first' : 'last');
+      if (first != null) {
+        const rows = await store.listEvents({ ...window, limit: size + 1 });
+        events = rows.slice(0, size);
+        hasNextPage = rows.length > size;
+        // The event at `after` itself counts: it is prior to this page.
+        hasPreviousPage =
+          afterSeq !== undefined && (await exists({ ...compiled, afterSeq: afterSeq - 1n, ascending: true }));
+      } else {
+        // The `size` events nearest `before`, read oldest first, then put newest first.
+        const rows = await store.listEvents({ ...window, ascending: true, limit: size + 1 });
+        events = rows.slice(0, size).reverse();
+        hasPreviousPage = rows.length > size;
+        // Likewise the event at `before`; past int8's top there is no bound to set.
+        const through = beforeSeq !== undefined && beforeSeq < MAX_SEQ ? beforeSeq + 1n : undefined;
+        hasNextPage = beforeSeq !== undefined && (await exists({ ...compiled, beforeSeq: through }));
+      }
+      const start = events[0];
+      const end = events.at(-1);
+      return {
+        events,
+        hasNextPage,
+        hasPreviousPage,
+        startCursor: start ? encodeCursor(start.seq) : null,
+        endCursor: end ? encodeCursor(end.seq) : null,
+      };
     },
 
     /** The spec's `limit` and `page` (from 1). */
