@@ -23,6 +23,8 @@ function parseDateTime(value: unknown): string {
 
 export const DateTimeScalar = new GraphQLScalarType<string, string>({
   name: 'DateTime',
+  // The executable schema takes a resolver scalar's description over the SDL's.
+  description: 'An instant, as an ISO 8601 string in UTC (e.g. 2026-11-26T15:00:00.000Z).',
   serialize: (value) => {
     if (value instanceof Date) return value.toISOString();
     if (typeof value === 'string') return new Date(value).toISOString();
@@ -38,6 +40,7 @@ export const DateTimeScalar = new GraphQLScalarType<string, string>({
 
 export const JSONScalar = new GraphQLScalarType<unknown, unknown>({
   name: 'JSON',
+  description: 'Any JSON value; event payloads are JSON objects.',
   serialize: (value) => value,
   parseValue: (value) => value,
   parseLiteral: (ast, variables) => {

@@ -10,7 +10,7 @@ import {
 } from 'graphql';
 
 /** Arguments read as a list field's page size; a variable counts as the largest page. */
-const PAGE_ARGUMENTS: ReadonlySet<string> = new Set(['first', 'limit']);
+const PAGE_ARGUMENTS: ReadonlySet<string> = new Set(['first', 'last', 'limit']);
 const LARGEST_PAGE = 1000;
 
 /** Introspection's entry points (`__schema`, `__type`): everything under them is measured apart. */

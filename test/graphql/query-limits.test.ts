@@ -198,6 +198,21 @@ describe('GraphQL documents are measured cheaply before graphql validates them',
     expect(variable.refusal?.limit).toBe('maxCost');
   });
 
+  it('prices a backward page by `last` as a forward page by `first`', () => {
+    const tight = { ...limits, maxCost: 100 };
+    const big = measureDocument(parse('{ events(last: 1000) { nodes { id } } }'), schema, tight);
+    expect(big.refusal?.message).toMatch(/at least 1001 by `events\.nodes`/);
+    const variable = measureDocument(
+      parse('query($n: Int) { events(last: $n) { nodes { id } } }'),
+      schema,
+      tight,
+    );
+    expect(variable.refusal?.limit).toBe('maxCost');
+    expect(measureDocument(parse('{ events(last: 1) { nodes { id } } }'), schema, tight).refusal).toBe(
+      undefined,
+    );
+  });
+
   it('accepts graphql’s standard introspection query, plain and with every option', () => {
     const queries = [
       getIntrospectionQuery(),
