@@ -10,6 +10,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createAuthThrottle } from '../../src/security/auth-throttle.js';
 import { createAuthenticator, digestSecret } from '../../src/security/authenticate.js';
+import { TEST_LIVE_LIMITS } from '../support/live-client.js';
 
 export const SECRET = 'cors_test_secret_1234567';
 
@@ -47,12 +48,7 @@ export async function startCorsApp(
     logger,
     metrics,
     queryLimits: DEFAULT_QUERY_LIMITS,
-    live: {
-      maxSubscriptionsPerConnection: 10,
-      maxSubscriptionsPerKey: 10,
-      maxBufferedBytes: 1 << 20,
-      keepAliveMs: 60_000,
-    },
+    live: TEST_LIVE_LIMITS,
     introspection: true,
     formatError: createFormatError(logger),
     cors,

@@ -16,6 +16,7 @@ import {
 import type { ApiKeyCredentials } from '../../src/store/api-key-store.js';
 import { eventually } from '../support/app.js';
 import { openRawSocket, type RawConnection } from './raw-socket.js';
+import { TEST_LIVE_LIMITS } from '../support/live-client.js';
 
 /**
  * The WebSocket server alone, over a key store this test controls, with the
@@ -55,12 +56,7 @@ describe('authorization of open graphql-ws connections', () => {
       fanout: {} as Fanout,
       logger,
       queryLimits: DEFAULT_QUERY_LIMITS,
-      live: {
-        maxSubscriptionsPerConnection: 10,
-        maxSubscriptionsPerKey: 10,
-        maxBufferedBytes: 1 << 20,
-        keepAliveMs: 60_000,
-      },
+      live: TEST_LIVE_LIMITS,
       introspection: true,
       keyRecheckMs: options.keyRecheckMs,
       formatError: createFormatError(logger),

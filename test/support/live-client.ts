@@ -135,3 +135,11 @@ export async function postEvent(
   }
   return body.event_id;
 }
+
+/** Live-feed limits for a graphql-ws adapter built directly in a test (generous: they are not under test). */
+export const TEST_LIVE_LIMITS = {
+  maxSubscriptionsPerConnection: 10,
+  maxSubscriptionsPerKey: 10,
+  maxBufferedBytes: 1 << 20,
+  keepAliveMs: 60_000,
+};
