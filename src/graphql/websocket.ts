@@ -23,6 +23,7 @@ import type { QueryLimits } from './limits.js';
 import { authorizeLive, createLiveKeyWatch } from './live-keys.js';
 import { liveIterator } from './live-iterator.js';
 import { createOperationPreparer, isClientMessage, refusalOfChangedText } from './ws-operation.js';
+import { createWriteCoalescer } from './write-coalescer.js';
 
 export interface LiveLimits {
   maxSubscriptionsPerConnection: number;
@@ -79,29 +80,6 @@ const LiveCloseCode = {
 const SLOW_CONSUMER_GRACE_MS = 10_000;
 /** Frames of the graphql-ws protocol are text, also when handed to ws as bytes. */
 const TEXT_FRAME = { binary: false } as const;
-/**
- * Holds back a connection's writes until the current turn of the event loop
- * ends, so the frames of every event delivered in that turn leave in one
- * system call. A broadcast's cost is mostly that call, once per socket and
- * write; when announcements queue up under load, a turn delivers several
- * events and the cost per event falls instead of the backlog growing.
- */
-function createWriteCoalescer() {
-  const corked = new Set<Duplex>();
-  const uncorkAll = () => {
-    for (const transport of corked) transport.uncork();
-    corked.clear();
-  };
-  return (socket: WebSocket) => {
-    // ws keeps its TCP socket as `_socket` (not in its types); its own cork around a frame nests in ours.
-    const transport = (socket as unknown as { _socket?: Duplex })._socket;
-    if (!transport || corked.has(transport)) return;
-    if (corked.size === 0) process.nextTick(uncorkAll);
-    corked.add(transport);
-    transport.cork();
-  };
-}
-
 /**
  * GraphQL over WebSocket (the graphql-ws protocol) at /graphql, on the same
  * ports as HTTP. graphql-ws's protocol core does the handshake, operations and

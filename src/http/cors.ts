@@ -3,7 +3,7 @@
  * decisions over a request's `Origin` and `Host`: the HTTP server and the graphql-ws adapter
  * apply them. CORS binds browsers only; authentication stays the API key's job either way.
  */
-import type { CorsOrigins } from '../config/index.js';
+import type { CorsOrigins } from '../config/cors-origins.js';
 
 export type { CorsOrigins };
 

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { cruise } from 'dependency-cruiser';
 import { describe, expect, it } from 'vitest';
 import config, { FLOORS } from '../../.dependency-cruiser.mjs';
@@ -35,5 +36,17 @@ describe('the floors of src/', () => {
       if (entry.isDirectory())
         expect(layout, `README Layout names ${path}`).toMatch(new RegExp(`src/${entry.name}(?![\\w.-])`));
     }
+  });
+
+  it('keeps every module of src/ (generated code aside) to one job of at most 400 lines', () => {
+    const tooLong: string[] = [];
+    for (const entry of readdirSync('src', { recursive: true, withFileTypes: true })) {
+      const file = path.join(entry.parentPath, entry.name);
+      if (!entry.isFile() || !file.endsWith('.ts') || file.includes(`${path.sep}generated${path.sep}`))
+        continue;
+      const lines = readFileSync(file, 'utf8').split('\n').length - 1;
+      if (lines > 400) tooLong.push(`${file}: ${lines} lines`);
+    }
+    expect(tooLong).toEqual([]);
   });
 });

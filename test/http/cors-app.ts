@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import type { CorsOrigins } from '../../src/config/index.js';
+import type { CorsOrigins } from '../../src/config/cors-origins.js';
 import type { GraphQLServices } from '../../src/graphql/context.js';
 import { DEFAULT_QUERY_LIMITS } from '../../src/graphql/limits.js';
 import { createFormatError, createGraphQLRoutes, createSchema } from '../../src/graphql/server.js';
